@@ -1,6 +1,7 @@
 """The feature job: HDF5 layout and attributes, signatures, reruns, recovery, bad input."""
 
 import json
+from pathlib import Path
 import os
 import signal
 import subprocess
@@ -186,3 +187,21 @@ def test_real_sample_reads_correctly(tmp_path):
     assert any(c["reason"] == "vocabulary word has no folder" for c in summary["bad_clips"])
     feats = load_split(store, "train").features
     assert np.isfinite(feats).all() and feats.std() > 1.0
+
+
+def test_cli_synth_then_features_builds_a_speaker_disjoint_store(tmp_path, capsys):
+    import shutil
+
+    if not (shutil.which("espeak-ng") or shutil.which("flite")):
+        pytest.skip("no speech synthesizer (apt-get install espeak-ng flite)")
+    corpus, out = tmp_path / "corpus", tmp_path / "features"
+    assert main(["data", "synth", str(corpus), "--speakers", "30", "--words", "yes,no,up", "--workers", "2"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(corpus)
+    args = ["features", "--data", str(corpus), "--vocab", "yes,no,up", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    store = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert sorted(p.name for p in store.iterdir()) == ["clips.tsv", "summary.json", "test.h5", "train.h5", "val.h5"]
+    splits = {s: set(load_split(store, s).speakers) for s in ("train", "val", "test")}
+    assert sum(len(v) for v in splits.values()) == len(set().union(*splits.values())) == 30
+    assert main(args) == 0
+    assert "nothing recomputed" in capsys.readouterr().out
