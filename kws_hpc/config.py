@@ -53,7 +53,8 @@ class DataConfig:
     quota_train: Optional[int] = None  # per-class caps per split (None = no cap)
     quota_val: Optional[int] = None
     quota_test: Optional[int] = None
-    unknown_percent: float = 10.0  # v2-12: _unknown_ and _silence_ each get this share of a split
+    extras: bool = False  # add _silence_ and _unknown_ classes to any vocabulary (v2-12 always has them)
+    unknown_percent: float = 10.0  # _unknown_ and _silence_ each get this share of a split's keyword clips
     augment: int = 0  # augmented copies of each training clip (noise at random SNR + time shift)
     augment_snr_db: tuple = (0.0, 20.0)
     augment_shift_ms: float = 100.0

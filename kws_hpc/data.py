@@ -100,6 +100,7 @@ def scan(source: Source, cfg: DataConfig) -> tuple[list[Clip], list[str], bool]:
     """
     word_dirs = [d for d in source.dirs() if d != BACKGROUND]
     keywords, extras = resolve_vocab(cfg.vocab, word_dirs)
+    extras = extras or cfg.extras
     missing = [w for w in keywords if w not in word_dirs]
     if missing and len(missing) == len(keywords):
         raise KwsError(f"none of the vocabulary's words ({', '.join(keywords)}) has a folder in {source.location}")

@@ -122,3 +122,14 @@ def test_manifest_round_trip(tmp_path):
     assert read_manifest(tmp_path / "clips.tsv") == clips
     assert not (tmp_path / "clips.tsv.tmp").exists()
 
+
+
+def test_extras_add_silence_and_unknown_to_any_vocabulary(tiny_tree):
+    cfg = DataConfig(vocab="yes,no", extras=True, unknown_percent=50)
+    clips, words, extras = scan(FolderSource(tiny_tree), cfg)
+    assert extras and label_names(words, extras) == ["yes", "no", "_silence_", "_unknown_"]
+    clips = select(clips, cfg, words, extras, {"_background_noise_/white.wav": 16000 * 20})
+    train = [c for c in clips if c.used and c.split == "train"]
+    known = sum(1 for c in train if c.label in words)
+    assert sum(1 for c in train if c.label == "_unknown_") == sum(1 for c in train if c.label == "_silence_") \
+        == known // 2

@@ -28,8 +28,10 @@ def add_data_options(p) -> None:
     p.add_argument("--test-percent", type=float, default=d.test_percent)
     p.add_argument("--quota", type=int, nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
                    help="per-class cap per split")
+    p.add_argument("--extras", action="store_true",
+                   help="add _silence_ and _unknown_ classes to any vocabulary (what a live detector needs)")
     p.add_argument("--unknown-percent", type=float, default=d.unknown_percent,
-                   help="v2-12: size of _unknown_ and of _silence_ as a percentage of the keyword clips")
+                   help="with --extras or v2-12: size of _unknown_ and of _silence_, in %% of the keyword clips")
     p.add_argument("--augment", type=int, default=0, metavar="K", help="K augmented copies of each training clip")
     p.add_argument("--seed", type=int, default=d.seed, help="sampling and augmentation seed")
 
@@ -38,7 +40,7 @@ def data_config(args) -> DataConfig:
     q = args.quota or (None, None, None)
     return DataConfig(vocab=args.vocab, split=args.split, val_percent=args.val_percent,
                       test_percent=args.test_percent, quota_train=q[0], quota_val=q[1], quota_test=q[2],
-                      unknown_percent=args.unknown_percent, augment=args.augment, seed=args.seed)
+                      extras=args.extras, unknown_percent=args.unknown_percent, augment=args.augment, seed=args.seed)
 
 
 def run(args) -> int:
