@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing as mp
+import os
 import sys
 import time
 from collections import Counter
@@ -114,7 +115,7 @@ def build_store(data: str | Path, data_cfg: DataConfig = DataConfig(), feat_cfg:
     if is_complete(store):
         log(f"store {sig} is complete: nothing recomputed (checked in {time.perf_counter() - t0:.2f} s)")
         return store
-    workers = (mp.cpu_count() if workers is None else workers)
+    workers = available_cpus() if workers is None else workers
     clips, keywords, extras = D.scan(source, data_cfg)
     labels = D.label_names(keywords, extras)
     noise = _read_noise(source, feat_cfg)
@@ -146,6 +147,13 @@ def build_store(data: str | Path, data_cfg: DataConfig = DataConfig(), feat_cfg:
     write_json(store / "summary.json", summary)
     _log_summary(summary, log)
     return store
+
+
+def available_cpus() -> int:
+    """Cores this process may use (a Slurm allocation, an affinity mask), not all of the node's."""
+    if os.environ.get("SLURM_CPUS_PER_TASK"):
+        return int(os.environ["SLURM_CPUS_PER_TASK"])
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _read_noise(source: Source, cfg: FeatureConfig) -> dict:

@@ -205,3 +205,15 @@ def test_cli_synth_then_features_builds_a_speaker_disjoint_store(tmp_path, capsy
     assert sum(len(v) for v in splits.values()) == len(set().union(*splits.values())) == 30
     assert main(args) == 0
     assert "nothing recomputed" in capsys.readouterr().out
+
+
+def test_features_as_a_local_submitit_job(tmp_path, capsys):
+    tree = make_tree(tmp_path / "d", words=["yes", "no"], speakers=10)
+    out = tmp_path / "f"
+    code = main(["features", "--data", str(tree), "--vocab", "yes,no", "--out", str(out), "--workers", "0",
+                 "--executor", "local"])
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert code == 0 and any("submitted kws-features as local job" in line for line in printed)
+    store = Path(printed[-1])
+    assert store.parent == out and open_store(store).labels == ["yes", "no"]
+    assert list((out / "jobs").glob("*_log.out"))

@@ -16,6 +16,9 @@ def register(sub) -> None:
     p.add_argument("--dtype", choices=["float16", "float32"], default=FeatureConfig.dtype)
     p.add_argument("--n-mels", type=int, default=FeatureConfig.n_mels)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from ..launch import add_executor_options
+
+    add_executor_options(p)
     p.set_defaults(func=run)
 
 
@@ -44,10 +47,19 @@ def data_config(args) -> DataConfig:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from ..launch import check_job, job_options, submit
     from ..prepare import build_store
 
     feat = FeatureConfig(dtype=args.dtype, n_mels=args.n_mels)
-    store = build_store(args.data, data_config(args), feat, out=args.out, workers=args.workers,
-                        progress=not args.no_progress)
+    job = job_options(args, args.out, "kws-features")
+    check_job(job)
+    store = submit(build_store, str(Path(args.data).resolve()), data_config(args), feat,
+                   out=str(Path(args.out).resolve()), workers=args.workers,
+                   progress=not args.no_progress and job.executor is None, job=job)
+    if job.executor is not None and not job.wait:
+        return 0
     print(store)
     return 0
+
