@@ -1,0 +1,26 @@
+"""`kws-hpc report`: gather runs and Optuna studies into an HTML page, a markdown summary and JSON/CSV."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "report", help="compare runs (GRU vs LSTM) and studies in one HTML/markdown report",
+        description="Read every run folder under --runs (config.json, history.json, result.json, "
+                    "predictions.npz) and every Optuna study in --storage; write OUT/index.html, "
+                    "OUT/report.md, OUT/results.json, OUT/results.csv and OUT/figures/. "
+                    "Prints the index.html path last.")
+    p.add_argument("--runs", default="runs", help="folder holding the run folders (default: runs)")
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage: journal file, .db file or RDB URL "
+                        "(default: RUNS/studies.journal if present)")
+    p.add_argument("--out", default=None, help="report folder (default: RUNS/report)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..report import make_report
+
+    index = make_report(args.runs, args.out, storage=args.storage)
+    print(index)
+    return 0
