@@ -73,9 +73,10 @@ class ModelConfig:
     layers: int = 2
     bidirectional: bool = False
     dropout: float = 0.1  # between RNN layers and before the head
-    head: str = "last"  # last | mean | attention: how the sequence is pooled into one vector
+    head: str = "attention"  # last | mean | attention: how the sequence is pooled into one vector
     conv_channels: int = 0  # >0 adds a small conv front-end (CRNN) with this many channels
     conv_layers: int = 2
+    clip_norm: bool = True  # subtract each clip's mean log-mel first: invariant to recording level
 
 
 @dataclass(frozen=True)
@@ -90,9 +91,9 @@ class TrainConfig:
     patience: int = 10  # early stopping on validation accuracy
     label_smoothing: float = 0.0
     schedule: str = "none"  # none | cosine | onecycle | plateau
-    time_masks: int = 0  # SpecAugment: number of time masks per example
+    time_masks: int = 2  # SpecAugment: number of time masks per example
     time_mask_width: int = 10  # frames
-    freq_masks: int = 0  # SpecAugment: number of frequency masks per example
+    freq_masks: int = 2  # SpecAugment: number of frequency masks per example
     freq_mask_width: int = 6  # mel bins
     seed: int = 0
     deterministic: bool = False

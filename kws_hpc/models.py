@@ -44,6 +44,8 @@ class KwsRNN(nn.Module):
         self.feat_std.copy_(torch.as_tensor(std, dtype=torch.float32).clamp_min(1e-5))
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cfg.clip_norm:  # a gain is a constant offset in log-mel: remove it, keep the store's level
+            x = x - x.mean(dim=(1, 2), keepdim=True) + self.feat_mean.mean()
         return (x - self.feat_mean) / self.feat_std
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,7 +70,8 @@ class KwsRNN(nn.Module):
     @property
     def can_stream(self) -> bool:
         """Frame-by-frame stepping equals the full forward pass for causal models only."""
-        return self.front is None and not self.cfg.bidirectional and self.cfg.head in ("last", "mean")
+        return (self.front is None and not self.cfg.bidirectional and not self.cfg.clip_norm
+                and self.cfg.head in ("last", "mean"))
 
     def step(self, frames: torch.Tensor, state=None):
         """Advance over new frames [B, t, n_mels] carrying the RNN state; returns (logits, state).

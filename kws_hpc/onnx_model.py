@@ -204,7 +204,7 @@ class OnnxScorer:
 
     def step(self, frames: np.ndarray, state: np.ndarray | None):
         if not self.state_size:
-            raise KwsError("this model cannot stream (bidirectional, conv front-end or attention head); "
+            raise KwsError("this model cannot stream (bidirectional, conv front-end, attention head or clip-norm); "
                            "drop --streaming")
         x = np.ascontiguousarray(frames, np.float32)
         if state is None:

@@ -34,7 +34,7 @@ def test_unknown_cell_or_head_is_refused():
 
 def test_normalisation_lives_in_the_model():
     torch.manual_seed(0)
-    model = build_model(ModelConfig(hidden=8, layers=1), MELS, CLASSES).eval()
+    model = build_model(ModelConfig(hidden=8, layers=1, clip_norm=False), MELS, CLASSES).eval()
     mean, std = torch.randn(MELS), torch.rand(MELS) + 0.5
     x = torch.randn(B, T, MELS)
     plain = model(x)
@@ -45,7 +45,8 @@ def test_normalisation_lives_in_the_model():
 
 @pytest.mark.parametrize("cell, head", list(itertools.product(["gru", "lstm"], ["last", "mean"])))
 def test_streaming_steps_equal_the_full_forward(cell, head):
-    model = build_model(ModelConfig(cell=cell, hidden=8, layers=2, head=head), MELS, CLASSES).eval()
+    model = build_model(ModelConfig(cell=cell, hidden=8, layers=2, head=head, clip_norm=False), MELS,
+                        CLASSES).eval()
     x = torch.randn(B, T, MELS)
     state, logits = None, None
     with torch.no_grad():
@@ -83,3 +84,14 @@ def test_spec_augment_fills_with_a_per_mel_value_and_keeps_the_rest():
     assert changed.any()
     assert torch.equal(out[changed], fill.expand_as(x)[changed])
     assert torch.equal(spec_augment(x, 0, 5, 0, 3), x)
+
+
+def test_clip_norm_makes_the_model_blind_to_recording_level():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden=8, layers=1, clip_norm=True), MELS, CLASSES).eval()
+    x = torch.randn(B, T, MELS)
+    louder = x + 2.3  # a gain is a constant offset in log-mel
+    assert torch.allclose(model(x), model(louder), atol=1e-5)
+    assert not model.can_stream
+    plain = build_model(ModelConfig(hidden=8, layers=1, clip_norm=False), MELS, CLASSES).eval()
+    assert not torch.allclose(plain(x), plain(louder), atol=1e-3)

@@ -43,7 +43,7 @@ def _lenient_kernels():
 
 def tiny_cfg(store, model: dict | None = None, **train) -> RunConfig:
     m = dict(hidden=16, layers=1, dropout=0.0) | (model or {})
-    t = dict(epochs=2, batch_size=16, lr=1e-2, device="cpu") | train
+    t = dict(epochs=2, batch_size=16, lr=1e-2, device="cpu", time_masks=0, freq_masks=0) | train
     return RunConfig(store=str(store), model=ModelConfig(**m), train=TrainConfig(**t))
 
 

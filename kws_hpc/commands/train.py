@@ -37,6 +37,9 @@ def add_run_options(p) -> None:
     g.add_argument("--conv-channels", type=int, default=m.conv_channels,
                    help=f"CRNN: conv front-end channels, 0 = none (default: {m.conv_channels})")
     g.add_argument("--conv-layers", type=int, default=m.conv_layers, help=f"(default: {m.conv_layers})")
+    g.add_argument("--clip-norm", action=argparse.BooleanOptionalAction, default=m.clip_norm,
+                   help=f"subtract each clip's mean log-mel (level invariance; no --streaming) "
+                        f"(default: {m.clip_norm})")
     g = p.add_argument_group("training")
     _opt(g, "--epochs", int, t.epochs, "maximum epochs")
     _opt(g, "--batch-size", int, t.batch_size, "clips per batch")
@@ -66,7 +69,8 @@ def run_config(args) -> RunConfig:
     """The RunConfig the parsed options describe."""
     model = ModelConfig(cell=args.model, hidden=args.hidden, layers=args.layers,
                         bidirectional=args.bidirectional, dropout=args.dropout, head=args.head,
-                        conv_channels=args.conv_channels, conv_layers=args.conv_layers)
+                        conv_channels=args.conv_channels, conv_layers=args.conv_layers,
+                        clip_norm=args.clip_norm)
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                         weight_decay=args.weight_decay, grad_clip=args.grad_clip, patience=args.patience,
                         label_smoothing=args.label_smoothing, schedule=args.schedule,

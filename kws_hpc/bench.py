@@ -1,0 +1,214 @@
+"""Benchmarks against the per-clip pipelines this tool replaces, run side by side on the same data.
+
+Each benchmark returns a dict of figures; `kws-hpc bench` prints them and appends them to a JSON file.
+The baselines are written the way torchaudio users write them: decode and featurise one clip at a
+time (features), or a Dataset that decodes each WAV and computes its mel in every epoch, behind a
+DataLoader with two workers (training), as in the reference report.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import FeatureConfig, ModelConfig, TrainConfig
+
+
+def _clip_paths(data: Path, labels: list[str], limit: int) -> list[tuple[Path, int]]:
+    out = []
+    for i, word in enumerate(labels):
+        out += [(p, i) for p in sorted((data / word).glob("*.wav"))]
+    rng = np.random.default_rng(0)
+    rng.shuffle(out)
+    return out[:limit] if limit else out
+
+
+def per_clip_features(paths: list[Path], cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """The baseline: soundfile.read + torchaudio MelSpectrogram + log, one clip at a time."""
+    import soundfile as sf
+    import torch
+    import torchaudio
+
+    mel = torchaudio.transforms.MelSpectrogram(cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+                                               f_min=cfg.f_min, f_max=cfg.f_max, n_mels=cfg.n_mels)
+    out = []
+    for p in paths:
+        wave, _ = sf.read(p, dtype="float32")
+        x = torch.zeros(cfg.clip_samples)
+        n = min(len(wave), cfg.clip_samples)
+        x[:n] = torch.from_numpy(wave[:n])
+        out.append(torch.log(mel(x).clamp_min(cfg.log_floor))[:, : cfg.frames].T.numpy())
+    return np.stack(out)
+
+
+def bench_features(data: str | Path, out: str | Path, workers: int | None = None, vocab: str = "seed12") -> dict:
+    """Clips/s of the feature job (fresh store) vs the per-clip loop on the same clips."""
+    import shutil
+    import tempfile
+
+    from .config import DataConfig
+    from .prepare import build_store
+    from .store import open_store
+
+    scratch = Path(tempfile.mkdtemp(prefix="kws-bench-", dir=out))
+    try:
+        t0 = time.perf_counter()
+        store = build_store(data, DataConfig(vocab=vocab), out=scratch, workers=workers, progress=False,
+                            log=lambda m: None)
+        job_s = time.perf_counter() - t0
+        info = open_store(store)
+        n = sum(info.summary["counts"][s]["total"] for s in ("train", "val", "test"))
+        paths = [p for p, _ in _clip_paths(Path(data), info.labels, 0)]
+        t0 = time.perf_counter()
+        per_clip_features(paths)
+        loop_s = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"benchmark": "features", "clips": n, "feature_job_s": round(job_s, 2),
+            "feature_job_clips_per_s": round(n / job_s, 1), "per_clip_loop_clips": len(paths),
+            "per_clip_loop_s": round(loop_s, 2), "per_clip_clips_per_s": round(len(paths) / loop_s, 1),
+            "speedup": round((n / job_s) / (len(paths) / loop_s), 2), "workers": workers}
+
+
+class WavDataset:
+    """The reference pipeline's Dataset: decode the WAV and compute its log-mel on every access."""
+
+    def __init__(self, items: list[tuple[Path, int]], cfg: FeatureConfig = FeatureConfig()):
+        self.items, self.cfg = items, cfg
+        self.mel = None
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        import soundfile as sf
+        import torch
+        import torchaudio
+
+        if self.mel is None:  # built lazily inside each DataLoader worker
+            c = self.cfg
+            self.mel = torchaudio.transforms.MelSpectrogram(c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length,
+                                                            f_min=c.f_min, f_max=c.f_max, n_mels=c.n_mels)
+        path, label = self.items[i]
+        wave, _ = sf.read(path, dtype="float32")
+        x = torch.zeros(self.cfg.clip_samples)
+        n = min(len(wave), self.cfg.clip_samples)
+        x[:n] = torch.from_numpy(wave[:n])
+        feats = torch.log(self.mel(x).clamp_min(self.cfg.log_floor))[:, : self.cfg.frames].T
+        return feats, label
+
+
+def _epoch(model, batches, opt, device) -> int:
+    import torch
+    import torch.nn.functional as F
+
+    model.train()
+    seen = 0
+    for xb, yb in batches:
+        xb, yb = xb.to(device), yb.to(device)
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        seen += len(yb)
+    return seen
+
+
+def bench_train(store: str | Path, data: str | Path, cells=("gru", "lstm"), epochs: int = 2,
+                device: str = "cpu", workers: int = 2) -> list[dict]:
+    """Training clips/s per epoch: in-memory store batches vs the WAV Dataset + DataLoader, same model."""
+    import torch
+
+    from .models import build_model
+    from .runtime import get_device
+    from .store import load_split, open_store
+
+    info = open_store(store)
+    train = load_split(store, "train")
+    dev = get_device(device)
+    x = torch.from_numpy(train.features).to(dev)
+    y = torch.from_numpy(train.labels).to(dev)
+    originals = [p for p, a in zip(train.paths, train.augmented) if a == 0 and "#" not in p]
+    labels = {p: int(lab) for p, lab in zip(train.paths, train.labels)}
+    items = [(Path(data) / p, labels[p]) for p in originals]
+    bs = TrainConfig().batch_size
+    loader = torch.utils.data.DataLoader(WavDataset(items, info.feature_config), batch_size=bs, shuffle=True,
+                                         num_workers=workers, persistent_workers=workers > 0)
+    rows = []
+    for cell in cells:
+        for pipeline in ("store", "wav_dataloader"):
+            torch.manual_seed(0)
+            model = build_model(ModelConfig(cell=cell), info.feature_config.n_mels, len(info.labels)).to(dev)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+            times, seen = [], 0
+            for _ in range(epochs):
+                t0 = time.perf_counter()
+                if pipeline == "store":
+                    perm = torch.randperm(len(y), device=dev)
+                    seen = _epoch(model, ((x[perm[i:i + bs]], y[perm[i:i + bs]]) for i in range(0, len(y), bs)),
+                                  opt, dev)
+                else:
+                    seen = _epoch(model, loader, opt, dev)
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+            rows.append({"benchmark": "train", "cell": cell, "pipeline": pipeline, "device": str(dev),
+                         "clips_per_epoch": seen, "epoch_s": [round(t, 3) for t in times],
+                         "clips_per_s": round(seen / float(np.median(times)), 1)})
+    return rows
+
+
+def bench_infer(model_file: str | Path, windows: int = 500) -> dict:
+    """Latency per 1-s window (log-mel + exported model) on one CPU thread: p50 and p99."""
+    import torch
+
+    from .features import log_mel
+    from .onnx_model import load_exported
+
+    torch.set_num_threads(1)
+    exported = load_exported(model_file, threads=1)
+    fc = exported.feature_config
+    rng = np.random.default_rng(0)
+    waves = (0.1 * rng.standard_normal((windows, fc.clip_samples))).astype(np.float32)
+    model_ms, total_ms = [], []
+    for i in range(-20, windows):  # the first 20 warm up
+        t0 = time.perf_counter()
+        feats = log_mel(waves[i % windows][None], fc)
+        t1 = time.perf_counter()
+        exported.scorer.window(feats)
+        t2 = time.perf_counter()
+        if i >= 0:
+            model_ms.append((t2 - t1) * 1e3)
+            total_ms.append((t2 - t0) * 1e3)
+    pct = lambda xs, q: round(float(np.percentile(xs, q)), 3)  # noqa: E731
+    return {"benchmark": "inference", "model": str(model_file), "windows": windows, "threads": 1,
+            "model_ms_p50": pct(model_ms, 50), "model_ms_p99": pct(model_ms, 99),
+            "window_ms_p50": pct(total_ms, 50), "window_ms_p99": pct(total_ms, 99)}
+
+
+def bench_sweep(store: str | Path, out: str | Path, trials: int = 8, epochs: int = 2,
+                space: str = "default") -> list[dict]:
+    """Trials per hour of one study with 1 and with 2 local submitit workers (fresh storage each)."""
+    import shutil
+
+    from .launch import JobOptions
+    from .sweep import SweepSpec, load_space, run_sweep, storage_url
+
+    rows = []
+    for workers in (1, 2):
+        runs = Path(out).resolve() / f"sweep-{workers}w"
+        shutil.rmtree(runs, ignore_errors=True)
+        spec = SweepSpec(store=str(Path(store).resolve()), model="gru", space=load_space(space, epochs),
+                         out=str(runs), trials=trials, workers=workers, device="cpu")
+        t0 = time.perf_counter()
+        run_sweep(storage_url(None, runs), {"bench-sweep": spec}, workers,
+                  JobOptions(executor="local", log_dir=str(runs / "jobs"), name="kws-bench-sweep"),
+                  log=lambda m: None)
+        seconds = time.perf_counter() - t0
+        rows.append({"benchmark": "sweep", "workers": workers, "trials": trials, "epochs": epochs,
+                     "seconds": round(seconds, 1), "trials_per_hour": round(trials * 3600 / seconds, 1)})
+    rows[1]["speedup"] = round(rows[1]["trials_per_hour"] / rows[0]["trials_per_hour"], 2)
+    return rows
