@@ -63,7 +63,8 @@ def test_onnx_matches_model_full_window_and_stepped(cell, head):
     assert np.abs(step_logits.detach().numpy() - logits).max() <= 1e-5
 
 
-@pytest.mark.parametrize("kw", [{"head": "attention"}, {"bidirectional": True}, {"conv_channels": 8}])
+@pytest.mark.parametrize("kw", [{"head": "attention"}, {"bidirectional": True}, {"conv_channels": 8},
+                                {"clip_norm": True, "head": "attention", "cell": "lstm"}])
 def test_models_that_cannot_stream_export_without_state(kw):
     m = _model(**kw)
     s = OnnxScorer(to_onnx(m))
