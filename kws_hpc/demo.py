@@ -54,7 +54,7 @@ def run_demo(out: str | Path = "demo_out", cfg: DemoConfig = DemoConfig(), log: 
     url = storage_url(None, runs)
     code = cli(["sweep", "run", "--store", str(store), "--model", "gru", "lstm", "--trials", str(cfg.trials),
                 "--workers", str(cfg.workers), "--epochs", str(cfg.sweep_epochs), "--executor", "local",
-                "--out", str(runs), "--seed", str(cfg.seed)])
+                "--out", str(runs), "--seed", str(cfg.seed), "--space", "demo"])
     _check(code, "sweep")
 
     stage("4/7 best configuration of each family, retrained with the full schedule")

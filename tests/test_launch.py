@@ -143,3 +143,13 @@ def _history(run: Path) -> list:
         return json.loads((run / "history.json").read_text())
     except (OSError, ValueError):
         return []
+
+
+def test_local_array_tasks_share_the_cores_instead_of_each_taking_all(tmp_path):
+    calls = [() for _ in range(2)]
+    job = L.JobOptions(executor="local", log_dir=str(tmp_path / "jobs"), name="threads")
+    import torch
+
+    handles = L.submit_array(torch.get_num_threads, calls, job, log=lambda m: None)
+    L.wait(handles, poll=0.2)
+    assert [L.result(h) for h in handles] == [max(1, (os.cpu_count() or 1) // 2)] * 2
