@@ -27,20 +27,27 @@ def _clip_paths(data: Path, labels: list[str], limit: int) -> list[tuple[Path, i
 
 def per_clip_features(paths: list[Path], cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """The baseline: soundfile.read + torchaudio MelSpectrogram + log, one clip at a time."""
-    import soundfile as sf
-    import torch
+    mel = _baseline_mel(cfg)
+    return np.stack([_clip_log_mel(p, mel, cfg).numpy() for p in paths])
+
+
+def _baseline_mel(cfg: FeatureConfig):
     import torchaudio
 
-    mel = torchaudio.transforms.MelSpectrogram(cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
-                                               f_min=cfg.f_min, f_max=cfg.f_max, n_mels=cfg.n_mels)
-    out = []
-    for p in paths:
-        wave, _ = sf.read(p, dtype="float32")
-        x = torch.zeros(cfg.clip_samples)
-        n = min(len(wave), cfg.clip_samples)
-        x[:n] = torch.from_numpy(wave[:n])
-        out.append(torch.log(mel(x).clamp_min(cfg.log_floor))[:, : cfg.frames].T.numpy())
-    return np.stack(out)
+    return torchaudio.transforms.MelSpectrogram(cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+                                                f_min=cfg.f_min, f_max=cfg.f_max, n_mels=cfg.n_mels)
+
+
+def _clip_log_mel(path: Path, mel, cfg: FeatureConfig):
+    """One clip, the way a per-clip pipeline does it: read, pad/trim, mel, log."""
+    import soundfile as sf
+    import torch
+
+    wave, _ = sf.read(path, dtype="float32")
+    x = torch.zeros(cfg.clip_samples)
+    n = min(len(wave), cfg.clip_samples)
+    x[:n] = torch.from_numpy(wave[:n])
+    return torch.log(mel(x).clamp_min(cfg.log_floor))[:, : cfg.frames].T
 
 
 def bench_features(data: str | Path, out: str | Path, workers: int | None = None, vocab: str = "seed12") -> dict:
@@ -83,21 +90,10 @@ class WavDataset:
         return len(self.items)
 
     def __getitem__(self, i):
-        import soundfile as sf
-        import torch
-        import torchaudio
-
         if self.mel is None:  # built lazily inside each DataLoader worker
-            c = self.cfg
-            self.mel = torchaudio.transforms.MelSpectrogram(c.sample_rate, n_fft=c.n_fft, hop_length=c.hop_length,
-                                                            f_min=c.f_min, f_max=c.f_max, n_mels=c.n_mels)
+            self.mel = _baseline_mel(self.cfg)
         path, label = self.items[i]
-        wave, _ = sf.read(path, dtype="float32")
-        x = torch.zeros(self.cfg.clip_samples)
-        n = min(len(wave), self.cfg.clip_samples)
-        x[:n] = torch.from_numpy(wave[:n])
-        feats = torch.log(self.mel(x).clamp_min(self.cfg.log_floor))[:, : self.cfg.frames].T
-        return feats, label
+        return _clip_log_mel(path, self.mel, self.cfg), label
 
 
 def _epoch(model, batches, opt, device) -> int:
