@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable
 
 import numpy as np
 
@@ -231,18 +231,3 @@ def split_counts(clips: list[Clip], labels: list[str], cfg: DataConfig) -> dict:
         counts[split] = {"quota": cfg.quota(split), "actual": per, "total": sum(per.values())}
     return counts
 
-
-def noise_lengths(source: Source, decode) -> dict[str, int]:
-    """Length in samples of each usable background-noise file."""
-    paths = [e.path for e in source.files() if e.path.startswith(BACKGROUND + "/") and e.path.endswith(".wav")]
-    out = {}
-    for path, data in source.iter_bytes(paths):
-        try:
-            out[path] = len(decode(data))
-        except Exception:
-            continue
-    return out
-
-
-def optional_int(v: Optional[str]) -> Optional[int]:
-    return None if v in (None, "", "None") else int(v)

@@ -26,7 +26,6 @@ def tone_word(word: str, speaker: int, rng: np.random.Generator, sr: int = 16000
     k = TINY_WORDS.index(word) if word in TINY_WORDS else len(word)
     base = 200 + 15 * (speaker % 7)
     n = int(sr * rng.uniform(0.4, 0.6))
-    t = np.arange(n) / sr
     f0, f1 = base * (1 + 0.25 * k), base * (1 + 0.25 * ((k * 5) % len(TINY_WORDS)))
     phase = 2 * np.pi * np.cumsum(np.linspace(f0, f1, n)) / sr
     tone = np.sin(phase) * np.hanning(n)
