@@ -95,6 +95,8 @@ class TrainConfig:
     time_mask_width: int = 10  # frames
     freq_masks: int = 2  # SpecAugment: number of frequency masks per example
     freq_mask_width: int = 6  # mel bins
+    stream_aug: float = 0.5  # share of clips made to look like live windows (augment.stream_windows)
+    partial_words: float = 0.1  # share of those cut to part of a word and labelled _unknown_
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"  # auto | cpu | cuda | mps (not part of the run signature)

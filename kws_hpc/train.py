@@ -19,7 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import RunConfig, TrainConfig, to_dict
+from .augment import noise_pool, stream_windows
+from .config import SILENCE, UNKNOWN, RunConfig, TrainConfig, to_dict
 from .errors import KwsError
 from .evaluate import inference_ms, load_checkpoint, load_run, metrics, predict  # noqa: F401 (public API)
 from .models import CELLS, HEADS, build_model, count_params, spec_augment
@@ -72,6 +73,8 @@ def check_config(cfg: RunConfig) -> None:
         (t.schedule in SCHEDULES, f"schedule {t.schedule!r}: use one of {', '.join(SCHEDULES)}"),
         (min(t.time_masks, t.time_mask_width, t.freq_masks, t.freq_mask_width) >= 0,
          "SpecAugment mask counts and widths must be >= 0"),
+        (0 <= t.stream_aug <= 1 and 0 <= t.partial_words <= 1,
+         f"stream-aug {t.stream_aug} and partial-words {t.partial_words} must be shares in [0, 1]"),
     ]
     bad = [msg for ok, msg in rules if not ok]
     if bad:
@@ -138,6 +141,7 @@ class _Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if amp else None
         self.perm_gen = torch.Generator().manual_seed(tc.seed)
         self.progress = Progress()
+        self._pool = None  # (background clips for stream_windows,) once computed
 
     def checkpoint(self, run_signature: str) -> dict:
         p = self.progress
@@ -179,6 +183,8 @@ class _Trainer:
             idx = perm[lo:hi]
             xb = x[idx].to(self.device, non_blocking=True)
             yb = y[idx].to(self.device, non_blocking=True)
+            if tc.stream_aug > 0:
+                xb, yb = self.stream_windows(xb, yb, x, y)
             if tc.time_masks or tc.freq_masks:  # masked spans read as zero after normalisation
                 xb = spec_augment(xb, tc.time_masks, tc.time_mask_width, tc.freq_masks, tc.freq_mask_width,
                                   fill=model.feat_mean)
@@ -192,6 +198,16 @@ class _Trainer:
             if bar is not None:
                 bar.update(1)
         return loss_sum.item() / max(1, seen), correct.item() / max(1, seen)
+
+    def stream_windows(self, xb, yb, x, y):
+        """Batch with a share of clips turned into live-like windows (background from `_silence_`)."""
+        tc, labels = self.cfg.train, list(self.info.labels)
+        silence = labels.index(SILENCE) if SILENCE in labels else None
+        unknown = labels.index(UNKNOWN) if UNKNOWN in labels else None
+        floor = math.log(self.info.feature_config.log_floor)
+        if self._pool is None:
+            self._pool = (noise_pool(x, y, silence, floor),)
+        return stream_windows(xb, yb, tc.stream_aug, self._pool[0], floor, silence, unknown, tc.partial_words)
 
     def _step(self, loss: torch.Tensor) -> None:
         tc = self.cfg.train

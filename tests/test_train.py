@@ -12,6 +12,7 @@ import torch
 from kws_hpc.cli import main
 from kws_hpc.config import DataConfig, FeatureConfig, ModelConfig, RunConfig, TrainConfig
 from kws_hpc.errors import KwsError
+from kws_hpc.store import load_split
 from kws_hpc.train import load_checkpoint, load_run, train
 
 from conftest import TINY_WORDS
@@ -216,12 +217,44 @@ def test_load_checkpoint_rebuilds_and_refuses_unlabelled(gru_run, tmp_path):
         load_run(tmp_path)
 
 
+def test_stream_windows_are_on_by_default_and_use_the_stores_extra_classes(tiny_tree, tmp_path):
+    from kws_hpc.config import DataConfig
+    from kws_hpc.prepare import build_store
+    from kws_hpc.store import open_store
+    from kws_hpc.train import _Trainer
+
+    store = build_store(tiny_tree, DataConfig(vocab="yes,no,up", extras=True), out=tmp_path / "f", workers=0,
+                        progress=False, log=quiet)
+    info = open_store(store)
+    data = load_split(store, "train")
+    x, y = torch.from_numpy(data.features).float(), torch.from_numpy(data.labels).long()
+    cfg = tiny_cfg(store, partial_words=1.0)
+    assert cfg.train.stream_aug == TrainConfig().stream_aug > 0
+    tr = _Trainer(cfg, info, torch.device("cpu"), False, len(y))
+    torch.manual_seed(0)
+    xb, yb = tr.stream_windows(x[:64], y[:64], x, y)
+    silence, unknown = info.labels.index("_silence_"), info.labels.index("_unknown_")
+    assert len(tr._pool[0]) == int((y == silence).sum()) > 0  # the background comes from _silence_ clips
+    changed = (xb != x[:64]).flatten(1).any(dim=1)
+    assert 0 < changed.sum() < 64 and (yb[changed & (y[:64] != silence)] == unknown).all()
+    assert (yb[~changed] == y[:64][~changed]).all()
+
+
+def test_stream_windows_change_what_is_learned(tiny_store, tmp_path):
+    runs = [load_run(train(tiny_cfg(tiny_store, deterministic=True, stream_aug=share),
+                           out=tmp_path / str(share), log=quiet, progress=False)) for share in (0.0, 0.5)]
+    assert runs[0]["train"]["stream_aug"] == 0.0 and runs[1]["train"]["stream_aug"] == 0.5
+    assert runs[0]["history"][-1]["train_loss"] != runs[1]["history"][-1]["train_loss"]
+
+
 def test_bad_options_are_one_line_errors(tiny_store, tmp_path, capsys):
     with pytest.raises(KwsError, match="dropout"):
         train(tiny_cfg(tiny_store, {"dropout": 1.5}), out=tmp_path, log=quiet)
+    with pytest.raises(KwsError, match="stream-aug"):
+        train(tiny_cfg(tiny_store, stream_aug=1.5), out=tmp_path, log=quiet)
     with pytest.raises(KwsError, match="does not exist"):
         train(tiny_cfg(tmp_path / "nowhere"), out=tmp_path, log=quiet)
-    for argv in (["--device", "tpu"], ["--resume"]):
+    for argv in (["--device", "tpu"], ["--resume"], ["--partial-words", "-1"]):
         assert main(["train", "--store", str(tiny_store), "--out", str(tmp_path), *argv]) == 2
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
 

@@ -54,6 +54,10 @@ def add_run_options(p) -> None:
     _opt(g, "--time-mask-width", int, t.time_mask_width, "widest time mask, frames")
     _opt(g, "--freq-masks", int, t.freq_masks, "SpecAugment mel masks per clip")
     _opt(g, "--freq-mask-width", int, t.freq_mask_width, "widest mel mask, bins")
+    _opt(g, "--stream-aug", float, t.stream_aug,
+         "share of clips moved over a background so they look like live windows, 0 = off")
+    _opt(g, "--partial-words", float, t.partial_words,
+         "share of those cut to 10-40 %% of their word and labelled _unknown_ (needs the class)")
     _opt(g, "--seed", int, t.seed, "seed of every random stream")
     g.add_argument("--deterministic", action="store_true",
                    help="strict deterministic kernels (bit-identical on CPU)")
@@ -75,7 +79,8 @@ def run_config(args) -> RunConfig:
                         weight_decay=args.weight_decay, grad_clip=args.grad_clip, patience=args.patience,
                         label_smoothing=args.label_smoothing, schedule=args.schedule,
                         time_masks=args.time_masks, time_mask_width=args.time_mask_width,
-                        freq_masks=args.freq_masks, freq_mask_width=args.freq_mask_width, seed=args.seed,
+                        freq_masks=args.freq_masks, freq_mask_width=args.freq_mask_width,
+                        stream_aug=args.stream_aug, partial_words=args.partial_words, seed=args.seed,
                         deterministic=args.deterministic, device=args.device, amp=args.amp)
     return RunConfig(store=args.store, model=model, train=train)
 

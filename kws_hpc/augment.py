@@ -1,0 +1,136 @@
+"""Stream-window augmentation on log-mel batches: training clips made to look like live windows.
+
+A live window is one second cut from a stream, not a clip: the word sits anywhere in it, the clip's own
+recorded background starts and stops inside it over the room's quieter (or louder) background, and, as
+the window slides, it holds only the first or last part of a word. Training clips show none of that, so
+a model that is 95 % right on clips fires on clip edges, noise bursts and half-heard words.
+
+`stream_windows` rewrites a random share of a batch, in the log-mel domain (sums of sounds become
+`logaddexp` of their log-powers, a gain becomes an added constant):
+
+- each chosen clip is moved by a random number of frames, with its speech kept whole inside the window
+  (`_silence_` clips may move half out: a noise burst entering or leaving the window);
+- a background from the store's `_silence_` clips, at -40..0 dB against the clip's own quiet frames,
+  is laid under the whole window, so the clip's edges become steps in level;
+- with `neighbour`, a share of the rest also gets another clip of the batch at the far side, after a
+  pause of 0.2-0.5 s, with at most 30 % of its word reaching into the window (the label stays);
+- with `partial` (and a `_unknown_` class), a share of them is moved so that only 10-40 % of the
+  speech stays inside, at either edge, and relabelled `_unknown_`: half a word is not a keyword yet.
+
+Speech frames are found as in `stream.speech_bounds`, from each frame's total log-power. Everything is
+vectorised over the batch and draws from torch's global generator on the batch's device.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+NATS_PER_DB = math.log(10) / 10  # log-power units per dB
+
+
+def speech_frames(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(first, last) speech frame per example of log-mels [B, T, F] (the whole clip when flat)."""
+    e = torch.logsumexp(x.float(), dim=2)  # [B, T] log-power per frame
+    floor = torch.quantile(e, 0.1, dim=1)
+    peak = e.max(dim=1).values
+    thr = torch.maximum(floor + 0.5 * (peak - floor), peak - 30 * NATS_PER_DB)
+    loud = e > thr[:, None]
+    flat = (peak - floor) < 6 * NATS_PER_DB
+    loud = loud | flat[:, None]
+    t = x.shape[1]
+    first = loud.float().argmax(dim=1)
+    last = t - 1 - loud.flip(1).float().argmax(dim=1)
+    return first, last
+
+
+def noise_pool(x: torch.Tensor, y: torch.Tensor, silence: int | None,
+               log_floor: float) -> torch.Tensor | None:
+    """The training `_silence_` clips that hold sound (digital silence cannot be set to a level)."""
+    if silence is None:
+        return None
+    pool = x[y == silence]
+    if len(pool):
+        pool = pool[pool.flatten(1).amax(dim=1) > log_floor + 1e-3]
+    return pool if len(pool) else None
+
+
+def stream_windows(x: torch.Tensor, y: torch.Tensor, p: float, pool: torch.Tensor | None,
+                   log_floor: float, silence: int | None = None, unknown: int | None = None,
+                   partial: float = 0.0, neighbour: float = 0.5, level_db: tuple = (-40.0, 0.0)
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A share `p` of the batch [B, T, F] turned into stream windows (see the module doc); returns (x, y).
+
+    `pool` [N, T, F]: background clips (`noise_pool`); without one only the moves are made, and the rest
+    of the window holds the quietest frame the clip has. `partial` is the share of rewritten clips that
+    keep only part of their speech and become `unknown`.
+    """
+    b, t, f = x.shape
+    dev = x.device
+    chosen = torch.rand(b, device=dev) < p
+    if p <= 0 or not bool(chosen.any()):
+        return x, y
+    xf = x.float()
+    first, last = speech_frames(xf)
+    is_sil = (y == silence) if silence is not None else torch.zeros(b, dtype=torch.bool, device=dev)
+    # whole: any move that keeps the speech inside; silence may slide up to 90 % out either way
+    lo = torch.where(is_sil, torch.full_like(first, -(9 * t) // 10), -first)
+    hi = torch.where(is_sil, torch.full_like(last, (9 * t) // 10), t - 1 - last)
+    shift = lo + (torch.rand(b, device=dev) * (hi - lo + 1).float()).floor().long()
+    cut = torch.zeros(b, dtype=torch.bool, device=dev)
+    if unknown is not None and partial > 0:
+        cut = chosen & ~is_sil & (torch.rand(b, device=dev) < partial)
+        length = (last - first + 1).float()
+        keep = (length * (0.1 + 0.3 * torch.rand(b, device=dev))).ceil().long().clamp_min(1)
+        at_end = torch.rand(b, device=dev) < 0.5  # the word's start at the window's end, or its tail first
+        cut_shift = torch.where(at_end, t - keep - first, keep - 1 - last)
+        shift = torch.where(cut, cut_shift, shift)
+    src = torch.arange(t, device=dev)[None, :] - shift[:, None]  # [B, T] source frame of each frame
+    inside = (src >= 0) & (src < t)
+    moved = torch.gather(xf, 1, src.clamp(0, t - 1)[:, :, None].expand(b, t, f))
+    energy = torch.logsumexp(xf, dim=2)
+    quiet = torch.quantile(energy, 0.1, dim=1)  # the clip's own background level
+    if pool is not None:
+        bg = pool[torch.randint(len(pool), (b,), device=pool.device)].to(dev).float()
+        roll = torch.randint(t, (b, 1), device=dev)
+        rolled = (torch.arange(t, device=dev)[None, :] + roll) % t
+        bg = torch.gather(bg, 1, rolled[:, :, None].expand(b, t, f))
+        bg_level = torch.logsumexp(bg, dim=2).mean(dim=1)
+        db = level_db[0] + (level_db[1] - level_db[0]) * torch.rand(b, device=dev)
+        bg = (bg + (quiet - bg_level + db * NATS_PER_DB)[:, None, None]).clamp_min(log_floor)
+        out = torch.where(inside[:, :, None], torch.logaddexp(moved, bg), bg)
+    else:
+        idx = energy.argmin(dim=1)
+        floor_frame = xf[torch.arange(b, device=dev), idx][:, None, :]
+        out = torch.where(inside[:, :, None], moved, floor_frame.expand(b, t, f))
+    if neighbour > 0:  # the end or the start of another clip at the far side, its word mostly outside
+        which = chosen & ~cut & (torch.rand(b, device=dev) < neighbour)
+        out = _neighbour(out, xf, first, last, first + shift, last + shift, which)
+    x = torch.where(chosen[:, None, None], out.to(x.dtype), x)
+    if unknown is not None:
+        y = torch.where(cut, torch.full_like(y, unknown), y)
+    return x, y
+
+
+def _neighbour(out: torch.Tensor, xf: torch.Tensor, first, last, at, end,
+               which: torch.Tensor) -> torch.Tensor:
+    """Lay another clip of the batch at the side of `out` with more room, at least 0.2 s of gap after
+    (or before) the window's speech [at, end], so that at most 30 % of its speech reaches into the window."""
+    b, t, f = out.shape
+    if not bool(which.any()):
+        return out
+    dev = out.device
+    donor = torch.randperm(b, device=dev)
+    d_first, d_last = first[donor], last[donor]
+    d_len = (d_last - d_first + 1).float()
+    gap = (t // 5 + torch.rand(b, device=dev) * (t // 3)).long()  # frames of pause between the words
+    left = at > t - 1 - end  # more room before the window's word
+    reach = (d_len * 0.3 * torch.rand(b, device=dev)).floor().long()  # donor speech frames let in
+    # left: the donor's speech ends at min(at - gap, reach - 1); right: it starts at max(end + gap, t - reach)
+    d_shift = torch.where(left, torch.minimum(at - gap, reach - 1) - d_last,
+                          torch.maximum(end + gap, t - reach) - d_first)
+    src = torch.arange(t, device=dev)[None, :] - d_shift[:, None]
+    inside = (src >= 0) & (src < t) & which[:, None]
+    moved = torch.gather(xf[donor], 1, src.clamp(0, t - 1)[:, :, None].expand(b, t, f))
+    return torch.where(inside[:, :, None], torch.logaddexp(out, moved), out)
