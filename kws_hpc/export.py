@@ -17,6 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import __version__
+from .calibrate import CALIBRATION_MINUTES, calibrate
 from .config import FeatureConfig, from_dict, to_dict
 from .detector import DetectorConfig
 from .errors import KwsError
@@ -96,7 +97,7 @@ def _source(ckpt: dict, path: Path, run: Optional[Path]) -> dict:
 
 
 def export_checkpoint(target: Optional[str | Path], out: str | Path, best: Optional[str | Path] = None,
-                      store: Optional[str | Path] = None, calibrate_minutes: float = 3.0,
+                      store: Optional[str | Path] = None, calibrate_minutes: float = CALIBRATION_MINUTES,
                       detector: Optional[DetectorConfig] = None, log: Callable[[str], None] = print) -> Path:
     """Export RUN/best.pt, a checkpoint file, or the best run under `best` into the ONNX file `out`."""
     with one_thread():
@@ -104,7 +105,6 @@ def export_checkpoint(target: Optional[str | Path], out: str | Path, best: Optio
 
 
 def _export(target, out, best, store, calibrate_minutes, detector, log) -> Path:
-    from .calibrate import calibrate
     from .evaluate import checkpoint_path
     from .train import load_checkpoint
 

@@ -86,6 +86,11 @@ class Pipeline:
         self.pending = x[at:].copy()
         return out
 
+    def finish(self) -> list[Detection]:
+        """End of input: fire a decision still on hold (the stream stopped during it)."""
+        det = self.trigger.flush(self.seconds)
+        return [det] if det is not None else []
+
     def _hop(self, new: np.ndarray) -> Optional[Detection]:
         t0 = time.perf_counter()
         self.buffer = np.concatenate([self.buffer[len(new):], new])
@@ -191,6 +196,9 @@ def run_wav(pipeline: Pipeline, path: str | Path, realtime: bool = False,
             ahead = pipeline.seconds - (time.perf_counter() - t0)
             if ahead > 0:
                 time.sleep(ahead)
+    for d in pipeline.finish():
+        on_detection(d)
+        dets.append(d)
     return dets
 
 

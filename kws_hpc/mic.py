@@ -146,6 +146,9 @@ def listen(pipeline, mic: MicInput, seconds: Optional[float] = None,
         pass
     except sd.PortAudioError as e:
         raise KwsError(f"microphone error: {e}; {NO_MIC_HINT}") from e
+    for d in pipeline.finish():
+        on_detection(d)
+        dets.append(d)
     if overflows[0]:
         log(f"warning: {overflows[0]} input overflow(s): the detector fell behind the microphone")
     return dets

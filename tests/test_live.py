@@ -50,7 +50,7 @@ class LoudScorer:
 
 
 def test_trigger_threshold_refractory_and_no_filler_classes():
-    cfg = DetectorConfig(threshold=0.6, refractory_s=1.0)
+    cfg = DetectorConfig(threshold=0.6, refractory_s=1.0, hold_s=0.0)
     trig = Trigger(LABELS, cfg)
     assert trig(0.1, np.array([0.5, 0.1, 0.4])) is None  # below threshold
     d = trig(0.2, np.array([0.7, 0.1, 0.2]))
@@ -58,10 +58,26 @@ def test_trigger_threshold_refractory_and_no_filler_classes():
     assert trig(1.1, np.array([0.1, 0.9, 0.0])) is None  # refractory: one word, one trigger
     assert trig(1.2, np.array([0.1, 0.9, 0.0])).label == "no"
     assert trig(5.0, np.array([0.0, 0.0, 1.0])) is None  # _unknown_ never fires
-    strict = Trigger(LABELS, DetectorConfig(threshold=0.6, class_thresholds={"yes": 0.95}))
+    strict = Trigger(LABELS, DetectorConfig(threshold=0.6, class_thresholds={"yes": 0.95}, hold_s=0.0))
     assert strict(0.1, np.array([0.9, 0.05, 0.05])) is None
+    assert strict(0.2, np.array([0.3, 0.65, 0.05])).label == "no"  # "no" passes its own threshold
     with pytest.raises(KwsError, match="does not know"):
         Trigger(LABELS, DetectorConfig(class_thresholds={"maybe": 0.5}))
+
+
+def test_hold_lets_the_whole_word_win_over_its_first_hop():
+    trig = Trigger(LABELS, DetectorConfig(threshold=0.6, refractory_s=1.0, hold_s=0.2))
+    assert trig(0.1, np.array([0.1, 0.65, 0.25])) is None  # "no" crosses first: the decision opens
+    assert trig(0.2, np.array([0.9, 0.05, 0.05])) is None  # "yes", more confident, takes over
+    assert trig(0.3, np.array([0.7, 0.2, 0.1])) == Detection(0.3, "yes", pytest.approx(0.9))
+    assert trig(1.2, np.array([0.9, 0.05, 0.05])) is None  # refractory counts from the firing
+    assert trig(1.3, np.array([0.0, 0.8, 0.2])) is None and trig.flush(1.35).label == "no"
+    assert trig.flush(2.0) is None
+    times = np.array([0.1, 0.2])
+    ended = replay(times, np.array([[0.0, 0.0, 1.0], [0.8, 0.1, 0.1]]), LABELS, DetectorConfig(hold_s=0.5))
+    assert ended == [Detection(0.2, "yes", pytest.approx(0.8))]  # a stream's end fires what is on hold
+    with pytest.raises(KwsError, match="--hold"):
+        DetectorConfig(hold_s=-1).check()
 
 
 def test_smoother_averages_recent_hops_and_counts_gaps_as_zero():
@@ -118,7 +134,8 @@ def test_sweep_and_pick_threshold_on_a_recorded_trace():
     assert by[0.4].hits == 1 and by[0.4].false_alarms == 1
     assert by[0.6].hits == 1 and by[0.6].false_alarms == 0 and by[0.95].hits == 0
     assert 0.5 < pick_threshold(rows) <= 0.9
-    assert len(replay(times, smoothed, LABELS, DetectorConfig(threshold=0.4, refractory_s=0.0))) == 7
+    every_hop = DetectorConfig(threshold=0.4, refractory_s=0.0, hold_s=0.0)
+    assert len(replay(times, smoothed, LABELS, every_hop)) == 7
 
 
 def test_vad_score_against_truth():
@@ -136,7 +153,7 @@ def test_vad_score_against_truth():
 def test_pipeline_detects_once_with_latency_and_skips_silence():
     x = _signal(5.0, bursts=[(1.5, 1.75)])
     scorer = LoudScorer()
-    cfg = DetectorConfig(threshold=0.7, smooth_s=0.3, refractory_s=1.5)
+    cfg = DetectorConfig(threshold=0.7, smooth_s=0.3, refractory_s=1.5, hold_s=0.0)
     pipe = Pipeline(scorer, LABELS, FeatureConfig(), cfg, record=True)
     dets = []
     for i in range(0, len(x), 1234):  # odd-sized pieces: hops are cut by the pipeline
@@ -145,7 +162,8 @@ def test_pipeline_detects_once_with_latency_and_skips_silence():
     assert scorer.calls < len(pipe.costs) / 2  # the gate kept the model off in the quiet
     cost = pipe.rtf()
     assert cost["hops"] == 50 and cost["rtf"] > 0 and cost["model_runs"] == scorer.calls
-    again = Pipeline(LoudScorer(), LABELS, FeatureConfig(), DetectorConfig(threshold=0.7, refractory_s=0.0))
+    again = Pipeline(LoudScorer(), LABELS, FeatureConfig(),
+                     DetectorConfig(threshold=0.7, refractory_s=0.0, hold_s=0.0))
     assert len(again.push(x)) > 3  # without a refractory time one word triggers on every hop
     truth = [TruthEvent(1.5, 1.75, "yes", "keyword", 1.5)]
     assert score(dets, truth, LABELS, pipe.seconds).latencies == [pytest.approx(0.3)]

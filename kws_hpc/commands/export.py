@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..calibrate import CALIBRATION_MINUTES
 from ..detector import DetectorConfig
 
 DESCRIPTION = (
@@ -22,13 +23,16 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="FILE.onnx", help="file to write")
     p.add_argument("--store", default=None,
                    help="feature store for the parity check and calibration (default: the run's config.json)")
-    p.add_argument("--calibrate-minutes", type=float, default=3.0,
-                   help="validation stream the threshold is chosen on, minutes (default: 3; 0 = clip level)")
+    p.add_argument("--calibrate-minutes", type=float, default=CALIBRATION_MINUTES,
+                   help="validation stream the threshold is chosen on, minutes "
+                        f"(default: {CALIBRATION_MINUTES:g}; 0 = clip level)")
     d = DetectorConfig()
     p.add_argument("--smooth", type=float, default=d.smooth_s,
                    help=f"stored smoothing window, s (default: {d.smooth_s})")
     p.add_argument("--refractory", type=float, default=d.refractory_s,
                    help=f"stored refractory time, s (default: {d.refractory_s})")
+    p.add_argument("--hold", type=float, default=d.hold_s,
+                   help=f"stored hold before firing the most confident keyword, s (default: {d.hold_s})")
     p.set_defaults(func=run)
 
 
@@ -36,7 +40,8 @@ def run(args) -> int:
     from ..config import replace
     from ..export import export_checkpoint
 
-    det = replace(DetectorConfig(), smooth_s=args.smooth, refractory_s=args.refractory).check()
+    det = replace(DetectorConfig(), smooth_s=args.smooth, refractory_s=args.refractory,
+                  hold_s=args.hold).check()
     out = export_checkpoint(args.checkpoint, args.out, best=args.best, store=args.store,
                             calibrate_minutes=args.calibrate_minutes, detector=det)
     print(out)

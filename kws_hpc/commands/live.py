@@ -30,6 +30,8 @@ def register(sub) -> None:
     p.add_argument("--threshold", type=float, default=None, help="global confidence threshold")
     p.add_argument("--smooth", type=float, default=None, help="posterior smoothing window, s")
     p.add_argument("--refractory", type=float, default=None, help="refractory time after a detection, s")
+    p.add_argument("--hold", type=float, default=None,
+                   help="after the first crossing, wait this long and fire the most confident keyword, s")
     p.add_argument("--hop", type=float, default=None, help="how often the window advances, s")
     p.add_argument("--vad-margin", type=float, default=None, help="voice: dB above the noise floor")
     p.add_argument("--no-vad", action="store_true", help="run the model on every hop")
@@ -87,7 +89,7 @@ def detector_config(args, base: DetectorConfig) -> DetectorConfig:
     from ..config import replace
 
     changes = {k: v for k, v in {"threshold": args.threshold, "smooth_s": args.smooth,
-                                 "refractory_s": args.refractory, "hop_s": args.hop,
+                                 "refractory_s": args.refractory, "hold_s": args.hold, "hop_s": args.hop,
                                  "vad_margin_db": args.vad_margin}.items() if v is not None}
     if args.threshold is not None:
         changes["class_thresholds"] = {}
@@ -123,7 +125,8 @@ def run(args) -> int:
     pipe = Pipeline(model.scorer, model.labels, model.feature_config, cfg, record=bool(args.truth))
     show = (lambda d: None) if args.quiet else (lambda d: print(format_detection(d), flush=True))
     print(f"model {model.path.name}: {len(model.labels)} labels ({', '.join(model.labels)}); "
-          f"threshold {cfg.threshold:.2f}, smoothing {cfg.smooth_s:g} s, refractory {cfg.refractory_s:g} s, "
+          f"threshold {cfg.threshold:.2f}, smoothing {cfg.smooth_s:g} s, hold {cfg.hold_s:g} s, "
+          f"refractory {cfg.refractory_s:g} s, "
           f"hop {cfg.hop_s:g} s, voice gate {'on' if cfg.vad else 'off'}"
           f"{', streaming' if cfg.streaming else ''}", flush=True)
     with one_thread():
