@@ -32,17 +32,22 @@ NATS_PER_DB = math.log(10) / 10  # log-power units per dB
 
 def speech_frames(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(first, last) speech frame per example of log-mels [B, T, F] (the whole clip when flat)."""
-    e = torch.logsumexp(x.float(), dim=2)  # [B, T] log-power per frame
+    first, last, _ = _speech(torch.logsumexp(x.float(), dim=2))
+    return first, last
+
+
+def _speech(e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(first, last, floor) from frame log-powers [B, T]; floor is the 10th percentile (the background)."""
     floor = torch.quantile(e, 0.1, dim=1)
     peak = e.max(dim=1).values
     thr = torch.maximum(floor + 0.5 * (peak - floor), peak - 30 * NATS_PER_DB)
     loud = e > thr[:, None]
     flat = (peak - floor) < 6 * NATS_PER_DB
     loud = loud | flat[:, None]
-    t = x.shape[1]
+    t = e.shape[1]
     first = loud.float().argmax(dim=1)
     last = t - 1 - loud.flip(1).float().argmax(dim=1)
-    return first, last
+    return first, last, floor
 
 
 def noise_pool(x: torch.Tensor, y: torch.Tensor, silence: int | None,
@@ -72,7 +77,8 @@ def stream_windows(x: torch.Tensor, y: torch.Tensor, p: float, pool: torch.Tenso
     if p <= 0 or not bool(chosen.any()):
         return x, y
     xf = x.float()
-    first, last = speech_frames(xf)
+    energy = torch.logsumexp(xf, dim=2)  # [B, T] log-power per frame
+    first, last, quiet = _speech(energy)  # quiet: the clip's own background level
     is_sil = (y == silence) if silence is not None else torch.zeros(b, dtype=torch.bool, device=dev)
     # whole: any move that keeps the speech inside; silence may slide up to 90 % out either way
     lo = torch.where(is_sil, torch.full_like(first, -(9 * t) // 10), -first)
@@ -89,8 +95,6 @@ def stream_windows(x: torch.Tensor, y: torch.Tensor, p: float, pool: torch.Tenso
     src = torch.arange(t, device=dev)[None, :] - shift[:, None]  # [B, T] source frame of each frame
     inside = (src >= 0) & (src < t)
     moved = torch.gather(xf, 1, src.clamp(0, t - 1)[:, :, None].expand(b, t, f))
-    energy = torch.logsumexp(xf, dim=2)
-    quiet = torch.quantile(energy, 0.1, dim=1)  # the clip's own background level
     if pool is not None:
         bg = pool[torch.randint(len(pool), (b,), device=pool.device)].to(dev).float()
         roll = torch.randint(t, (b, 1), device=dev)

@@ -35,7 +35,8 @@ def corpus_of(store: Path) -> Optional[Path]:
 
 
 def calibrate(scorer, labels: list, fc: FeatureConfig, store: Optional[Path], cfg: DetectorConfig,
-              minutes: float = CALIBRATION_MINUTES, log: Callable[[str], None] = print) -> tuple[DetectorConfig, dict]:
+              minutes: float = CALIBRATION_MINUTES,
+              log: Callable[[str], None] = print) -> tuple[DetectorConfig, dict]:
     """(detector config with the chosen threshold, a description of how it was chosen)."""
     if store is not None and minutes > 0 and corpus_of(store) is not None:
         return _on_stream(scorer, labels, fc, Path(store), cfg, minutes, log)

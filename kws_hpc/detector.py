@@ -167,7 +167,7 @@ class Trigger:
         above = self.keywords[smoothed[self.keywords] >= self.thresholds[self.keywords]]
         k = int(above[np.argmax(smoothed[above])]) if len(above) else -1
         if self.pending is not None:
-            opened, best, p = self.pending
+            opened, _, p = self.pending
             if k >= 0 and smoothed[k] > p:
                 self.pending = (opened, k, float(smoothed[k]))
             return self.flush(t) if t >= opened + self.hold - 1e-9 else None

@@ -141,7 +141,12 @@ class _Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if amp else None
         self.perm_gen = torch.Generator().manual_seed(tc.seed)
         self.progress = Progress()
-        self._pool = None  # (background clips for stream_windows,) once computed
+        labels = list(info.labels)
+        self.silence = labels.index(SILENCE) if SILENCE in labels else None
+        self.unknown = labels.index(UNKNOWN) if UNKNOWN in labels else None
+        self.log_floor = math.log(info.feature_config.log_floor)
+        self.pool: Optional[torch.Tensor] = None  # stream_windows' backgrounds, taken at the first batch
+        self.pool_taken = False
 
     def checkpoint(self, run_signature: str) -> dict:
         p = self.progress
@@ -201,13 +206,10 @@ class _Trainer:
 
     def stream_windows(self, xb, yb, x, y):
         """Batch with a share of clips turned into live-like windows (background from `_silence_`)."""
-        tc, labels = self.cfg.train, list(self.info.labels)
-        silence = labels.index(SILENCE) if SILENCE in labels else None
-        unknown = labels.index(UNKNOWN) if UNKNOWN in labels else None
-        floor = math.log(self.info.feature_config.log_floor)
-        if self._pool is None:
-            self._pool = (noise_pool(x, y, silence, floor),)
-        return stream_windows(xb, yb, tc.stream_aug, self._pool[0], floor, silence, unknown, tc.partial_words)
+        if not self.pool_taken:
+            self.pool, self.pool_taken = noise_pool(x, y, self.silence, self.log_floor), True
+        return stream_windows(xb, yb, self.cfg.train.stream_aug, self.pool, self.log_floor, self.silence,
+                              self.unknown, self.cfg.train.partial_words)
 
     def _step(self, loss: torch.Tensor) -> None:
         tc = self.cfg.train

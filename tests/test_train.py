@@ -234,7 +234,7 @@ def test_stream_windows_are_on_by_default_and_use_the_stores_extra_classes(tiny_
     torch.manual_seed(0)
     xb, yb = tr.stream_windows(x[:64], y[:64], x, y)
     silence, unknown = info.labels.index("_silence_"), info.labels.index("_unknown_")
-    assert len(tr._pool[0]) == int((y == silence).sum()) > 0  # the background comes from _silence_ clips
+    assert len(tr.pool) == int((y == silence).sum()) > 0  # the background comes from _silence_ clips
     changed = (xb != x[:64]).flatten(1).any(dim=1)
     assert 0 < changed.sum() < 64 and (yb[changed & (y[:64] != silence)] == unknown).all()
     assert (yb[~changed] == y[:64][~changed]).all()
