@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from . import option
+
 
 def register(sub) -> None:
     from ..demo import DemoConfig
@@ -11,12 +13,10 @@ def register(sub) -> None:
                        description="corpus -> features -> GRU and LSTM sweeps -> best retrained -> report -> "
                                    "export -> live over a generated stream. Re-running reuses finished work.")
     p.add_argument("--out", default="demo_out", help="folder for everything (default: demo_out)")
-    p.add_argument("--speakers", type=int, default=d.speakers, help=f"synthetic speakers (default: {d.speakers})")
-    p.add_argument("--trials", type=int, default=d.trials, help=f"sweep trials per family (default: {d.trials})")
-    p.add_argument("--sweep-epochs", type=int, default=d.sweep_epochs,
-                   help=f"epochs per sweep trial (default: {d.sweep_epochs})")
-    p.add_argument("--retrain-epochs", type=int, default=d.retrain_epochs,
-                   help=f"epochs of the final retrain (default: {d.retrain_epochs})")
+    option(p, "--speakers", int, d.speakers, "synthetic speakers")
+    option(p, "--trials", int, d.trials, "sweep trials per family")
+    option(p, "--sweep-epochs", int, d.sweep_epochs, "epochs per sweep trial")
+    option(p, "--retrain-epochs", int, d.retrain_epochs, "epochs of the final retrain")
     p.set_defaults(func=run)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..calibrate import CALIBRATION_MINUTES
 from ..detector import DetectorConfig
+from . import option
 
 DESCRIPTION = (
     "Rebuild the model from RUN/best.pt or CKPT (or the run with the best validation accuracy under "
@@ -27,12 +28,9 @@ def register(sub) -> None:
                    help="validation stream the threshold is chosen on, minutes "
                         f"(default: {CALIBRATION_MINUTES:g}; 0 = clip level)")
     d = DetectorConfig()
-    p.add_argument("--smooth", type=float, default=d.smooth_s,
-                   help=f"stored smoothing window, s (default: {d.smooth_s})")
-    p.add_argument("--refractory", type=float, default=d.refractory_s,
-                   help=f"stored refractory time, s (default: {d.refractory_s})")
-    p.add_argument("--hold", type=float, default=d.hold_s,
-                   help=f"stored hold before firing the most confident keyword, s (default: {d.hold_s})")
+    option(p, "--smooth", float, d.smooth_s, "stored smoothing window, s")
+    option(p, "--refractory", float, d.refractory_s, "stored refractory time, s")
+    option(p, "--hold", float, d.hold_s, "stored hold before firing the most confident keyword, s")
     p.set_defaults(func=run)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import ModelConfig, RunConfig, TrainConfig
+from . import option
 
 
 def register(sub) -> None:
@@ -27,46 +28,41 @@ def add_run_options(p) -> None:
     m, t = ModelConfig(), TrainConfig()
     g = p.add_argument_group("model")
     g.add_argument("--model", choices=["gru", "lstm"], default=m.cell, help=f"RNN cell (default: {m.cell})")
-    g.add_argument("--hidden", type=int, default=m.hidden, help=f"hidden units (default: {m.hidden})")
-    g.add_argument("--layers", type=int, default=m.layers, help=f"RNN layers (default: {m.layers})")
+    option(g, "--hidden", int, m.hidden, "hidden units")
+    option(g, "--layers", int, m.layers, "RNN layers")
     g.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=m.bidirectional,
                    help=f"bidirectional RNN (default: {m.bidirectional})")
-    g.add_argument("--dropout", type=float, default=m.dropout, help=f"(default: {m.dropout})")
+    option(g, "--dropout", float, m.dropout, "dropout between RNN layers and before the head")
     g.add_argument("--head", choices=["last", "mean", "attention"], default=m.head,
                    help=f"how the sequence is pooled (default: {m.head})")
-    g.add_argument("--conv-channels", type=int, default=m.conv_channels,
-                   help=f"CRNN: conv front-end channels, 0 = none (default: {m.conv_channels})")
-    g.add_argument("--conv-layers", type=int, default=m.conv_layers, help=f"(default: {m.conv_layers})")
+    option(g, "--conv-channels", int, m.conv_channels, "CRNN: conv front-end channels, 0 = none")
+    option(g, "--conv-layers", int, m.conv_layers, "CRNN: conv layers")
     g.add_argument("--clip-norm", action=argparse.BooleanOptionalAction, default=m.clip_norm,
                    help=f"subtract each clip's mean log-mel (level invariance; no --streaming) "
                         f"(default: {m.clip_norm})")
     g = p.add_argument_group("training")
-    _opt(g, "--epochs", int, t.epochs, "maximum epochs")
-    _opt(g, "--batch-size", int, t.batch_size, "clips per batch")
-    _opt(g, "--lr", float, t.lr, "Adam learning rate")
-    _opt(g, "--weight-decay", float, t.weight_decay, "Adam weight decay")
-    _opt(g, "--grad-clip", float, t.grad_clip, "gradient norm clip, 0 = off")
-    _opt(g, "--patience", int, t.patience, "early stopping: epochs without a better val accuracy")
-    _opt(g, "--label-smoothing", float, t.label_smoothing, "cross-entropy label smoothing")
+    option(g, "--epochs", int, t.epochs, "maximum epochs")
+    option(g, "--batch-size", int, t.batch_size, "clips per batch")
+    option(g, "--lr", float, t.lr, "Adam learning rate")
+    option(g, "--weight-decay", float, t.weight_decay, "Adam weight decay")
+    option(g, "--grad-clip", float, t.grad_clip, "gradient norm clip, 0 = off")
+    option(g, "--patience", int, t.patience, "early stopping: epochs without a better val accuracy")
+    option(g, "--label-smoothing", float, t.label_smoothing, "cross-entropy label smoothing")
     g.add_argument("--schedule", choices=["none", "cosine", "onecycle", "plateau"], default=t.schedule,
                    help=f"learning-rate schedule (default: {t.schedule})")
-    _opt(g, "--time-masks", int, t.time_masks, "SpecAugment time masks per clip")
-    _opt(g, "--time-mask-width", int, t.time_mask_width, "widest time mask, frames")
-    _opt(g, "--freq-masks", int, t.freq_masks, "SpecAugment mel masks per clip")
-    _opt(g, "--freq-mask-width", int, t.freq_mask_width, "widest mel mask, bins")
-    _opt(g, "--stream-aug", float, t.stream_aug,
-         "share of clips moved over a background so they look like live windows, 0 = off")
-    _opt(g, "--partial-words", float, t.partial_words,
-         "share of those cut to 10-40 %% of their word and labelled _unknown_ (needs the class)")
-    _opt(g, "--seed", int, t.seed, "seed of every random stream")
+    option(g, "--time-masks", int, t.time_masks, "SpecAugment time masks per clip")
+    option(g, "--time-mask-width", int, t.time_mask_width, "widest time mask, frames")
+    option(g, "--freq-masks", int, t.freq_masks, "SpecAugment mel masks per clip")
+    option(g, "--freq-mask-width", int, t.freq_mask_width, "widest mel mask, bins")
+    option(g, "--stream-aug", float, t.stream_aug,
+           "share of clips moved over a background so they look like live windows, 0 = off")
+    option(g, "--partial-words", float, t.partial_words,
+           "share of those cut to 10-40 %% of their word and labelled _unknown_ (needs the class)")
+    option(g, "--seed", int, t.seed, "seed of every random stream")
     g.add_argument("--deterministic", action="store_true",
                    help="strict deterministic kernels (bit-identical on CPU)")
     g.add_argument("--device", default=t.device, help="auto | cpu | cuda | mps (default: auto)")
     g.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
-
-
-def _opt(g, flag: str, kind, default, text: str) -> None:
-    g.add_argument(flag, type=kind, default=default, help=f"{text} (default: {default})")
 
 
 def run_config(args) -> RunConfig:
