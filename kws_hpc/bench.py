@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import FeatureConfig, ModelConfig, TrainConfig
+from kws_hpc.config import FeatureConfig, ModelConfig, TrainConfig
 
 
 def _clip_paths(data: Path, labels: list[str], limit: int) -> list[tuple[Path, int]]:
@@ -55,9 +55,9 @@ def bench_features(data: str | Path, out: str | Path, workers: int | None = None
     import shutil
     import tempfile
 
-    from .config import DataConfig
-    from .prepare import build_store
-    from .store import open_store
+    from kws_hpc.config import DataConfig
+    from kws_hpc.features.build import build_store
+    from kws_hpc.features.store import open_store
 
     scratch = Path(tempfile.mkdtemp(prefix="kws-bench-", dir=out))
     try:
@@ -118,9 +118,9 @@ def bench_train(store: str | Path, data: str | Path, cells=("gru", "lstm"), epoc
     """Training clips/s per epoch: in-memory store batches vs the WAV Dataset + DataLoader, same model."""
     import torch
 
-    from .models import build_model
-    from .runtime import get_device
-    from .store import load_split, open_store
+    from kws_hpc.train.models import build_model
+    from kws_hpc.runtime import get_device
+    from kws_hpc.features.store import load_split, open_store
 
     info = open_store(store)
     train = load_split(store, "train")
@@ -161,8 +161,8 @@ def bench_infer(model_file: str | Path, windows: int = 500) -> dict:
     """Latency per 1-s window (log-mel + exported model) on one CPU thread: p50 and p99."""
     import torch
 
-    from .features import log_mel
-    from .onnx_model import load_exported
+    from kws_hpc.features.logmel import log_mel
+    from kws_hpc.deploy.onnx_model import load_exported
 
     torch.set_num_threads(1)
     exported = load_exported(model_file, threads=1)
@@ -190,8 +190,8 @@ def bench_sweep(store: str | Path, out: str | Path, trials: int = 8, epochs: int
     """Trials per hour of one study with 1 and with 2 local submitit workers (fresh storage each)."""
     import shutil
 
-    from .launch import JobOptions
-    from .sweep import SweepSpec, load_space, run_sweep, storage_url
+    from kws_hpc.launch.executors import JobOptions
+    from kws_hpc.sweep import SweepSpec, load_space, run_sweep, storage_url
 
     rows = []
     for workers in (1, 2):

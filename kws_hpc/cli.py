@@ -11,8 +11,9 @@ import importlib
 import pkgutil
 import sys
 
-from . import __version__, commands
-from .errors import KwsError
+from kws_hpc import __version__
+from kws_hpc import commands
+from kws_hpc.errors import KwsError
 
 ORDER = ["data", "features", "train", "evaluate", "sweep", "report", "export", "live", "demo", "bench"]
 

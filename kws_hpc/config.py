@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from kws_hpc.errors import KwsError
+
 SEED12 = ("yes", "no", "bird", "cat", "dog", "up", "down", "left", "right", "stop", "go", "forward")
 V2_12 = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -20,6 +22,10 @@ SILENCE = "_silence_"
 UNKNOWN = "_unknown_"
 BACKGROUND = "_background_noise_"
 SPLITS = ("train", "val", "test")
+VOCABS = ("seed12", "v2-12", "digits", "all")  # or a comma list of words
+CELLS = ("gru", "lstm")
+HEADS = ("last", "mean", "attention")
+SCHEDULES = ("none", "cosine", "onecycle", "plateau")
 
 
 @dataclass(frozen=True)
@@ -30,12 +36,13 @@ class FeatureConfig:
     clip_seconds: float = 1.0  # clips are padded or trimmed to this length
     n_fft: int = 400  # 25 ms window
     hop_length: int = 160  # 10 ms hop
-    n_mels: int = 40
+    n_mels: int = 40  # mel bands per frame
     frames: int = 100  # exactly this many frames per clip (the STFT's extra frame is dropped)
-    f_min: float = 20.0
-    f_max: float = 7600.0
+    f_min: float = 20.0  # lowest mel band edge, Hz
+    f_max: float = 7600.0  # highest mel band edge, Hz
     log_floor: float = 1e-6  # log(max(mel, floor)) keeps silence finite
-    dtype: str = "float16"  # on-disk dtype of the features (float16 halves the store)
+    dtype: str = field(default="float16",
+                       metadata={"choices": ("float16", "float32")})  # on-disk dtype (float16 halves the store)
 
     @property
     def clip_samples(self) -> int:
@@ -47,17 +54,19 @@ class DataConfig:
     """Which clips make up the store: vocabulary, split rule, quotas, augmentation."""
 
     vocab: str = "seed12"  # seed12 | v2-12 | digits | all | comma list of words
-    split: str = "hash"  # hash (the data set's sha1 rule) | official (validation/testing lists)
-    val_percent: float = 10.0
-    test_percent: float = 10.0
+    split: str = field(default="hash",
+                       metadata={"choices": ("hash", "official")})  # the data set's sha1 rule, or its lists
+    val_percent: float = 10.0  # hash split: share of speakers in the validation split, %
+    test_percent: float = 10.0  # hash split: share of speakers in the test split, %
     quota_train: Optional[int] = None  # per-class caps per split (None = no cap)
     quota_val: Optional[int] = None
     quota_test: Optional[int] = None
     extras: bool = False  # add _silence_ and _unknown_ classes to any vocabulary (v2-12 always has them)
     unknown_percent: float = 10.0  # _unknown_ and _silence_ each get this share of a split's keyword clips
-    augment: int = 0  # augmented copies of each training clip (noise at random SNR + time shift)
-    augment_snr_db: tuple = (0.0, 20.0)
-    augment_shift_ms: float = 100.0
+    augment: int = field(default=0,
+                         metadata={"metavar": "K"})  # augmented copies of each training clip (noise + shift)
+    augment_snr_db: tuple = (0.0, 20.0)  # SNR range of the augmentation noise, dB
+    augment_shift_ms: float = 100.0  # largest time shift of an augmented copy, ms
     seed: int = 0  # sampling of _unknown_/_silence_ and augmentation
 
     def quota(self, split: str) -> Optional[int]:
@@ -68,39 +77,39 @@ class DataConfig:
 class ModelConfig:
     """RNN classifier; GRU and LSTM differ only in `cell`."""
 
-    cell: str = "gru"  # gru | lstm
-    hidden: int = 128
-    layers: int = 2
-    bidirectional: bool = False
-    dropout: float = 0.1  # between RNN layers and before the head
-    head: str = "attention"  # last | mean | attention: how the sequence is pooled into one vector
-    conv_channels: int = 0  # >0 adds a small conv front-end (CRNN) with this many channels
-    conv_layers: int = 2
-    clip_norm: bool = True  # subtract each clip's mean log-mel first: invariant to recording level
+    cell: str = field(default="gru", metadata={"choices": CELLS})  # RNN cell
+    hidden: int = 128  # hidden units
+    layers: int = 2  # RNN layers
+    bidirectional: bool = False  # bidirectional RNN
+    dropout: float = 0.1  # dropout between RNN layers and before the head
+    head: str = field(default="attention", metadata={"choices": HEADS})  # how the sequence is pooled
+    conv_channels: int = 0  # CRNN: >0 adds a conv front-end with this many channels
+    conv_layers: int = 2  # CRNN: conv layers
+    clip_norm: bool = True  # subtract each clip's mean log-mel (level invariance; no --streaming)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation; defaults follow the reference report (Adam 1e-3, clip 1.0, 20 epochs, patience 10)."""
 
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    grad_clip: float = 1.0
-    patience: int = 10  # early stopping on validation accuracy
-    label_smoothing: float = 0.0
-    schedule: str = "none"  # none | cosine | onecycle | plateau
-    time_masks: int = 2  # SpecAugment: number of time masks per example
-    time_mask_width: int = 10  # frames
-    freq_masks: int = 2  # SpecAugment: number of frequency masks per example
-    freq_mask_width: int = 6  # mel bins
-    stream_aug: float = 0.5  # share of clips made to look like live windows (augment.stream_windows)
-    partial_words: float = 0.1  # share of those cut to part of a word and labelled _unknown_
-    seed: int = 0
-    deterministic: bool = False
+    epochs: int = 20  # maximum epochs
+    batch_size: int = 64  # clips per batch
+    lr: float = 1e-3  # Adam learning rate
+    weight_decay: float = 1e-4  # Adam weight decay
+    grad_clip: float = 1.0  # gradient norm clip, 0 = off
+    patience: int = 10  # early stopping: epochs without a better validation accuracy
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    schedule: str = field(default="none", metadata={"choices": SCHEDULES})  # learning-rate schedule
+    time_masks: int = 2  # SpecAugment time masks per clip
+    time_mask_width: int = 10  # widest time mask, frames
+    freq_masks: int = 2  # SpecAugment mel masks per clip
+    freq_mask_width: int = 6  # widest mel mask, bins
+    stream_aug: float = 0.5  # share of clips moved over a background so they look like live windows, 0 = off
+    partial_words: float = 0.1  # share of those cut to 10-40 % of their word, labelled _unknown_ (needs it)
+    seed: int = 0  # seed of every random stream
+    deterministic: bool = False  # strict deterministic kernels (bit-identical on CPU)
     device: str = "auto"  # auto | cpu | cuda | mps (not part of the run signature)
-    amp: bool = False  # mixed precision on CUDA
+    amp: bool = False  # mixed precision (CUDA only)
 
 
 def to_dict(cfg: Any) -> dict:
@@ -146,3 +155,29 @@ class RunConfig:
     def signature(self, store_signature: str) -> str:
         train = {k: v for k, v in to_dict(self.train).items() if k not in ("device",)}
         return signature(store_signature, self.model, train)
+
+
+def check_config(cfg: RunConfig) -> None:
+    """Bad option values are a KwsError naming the option, before anything is loaded."""
+    m, t = cfg.model, cfg.train
+    rules = [
+        (m.cell in CELLS, f"model {m.cell!r}: use {' or '.join(CELLS)}"),
+        (m.head in HEADS, f"head {m.head!r}: use one of {', '.join(HEADS)}"),
+        (m.hidden >= 1 and m.layers >= 1, f"hidden {m.hidden} and layers {m.layers} must be >= 1"),
+        (0 <= m.dropout < 1, f"dropout {m.dropout} must be in [0, 1)"),
+        (m.conv_channels >= 0 and m.conv_layers >= 1, "conv-channels must be >= 0 and conv-layers >= 1"),
+        (t.epochs >= 1, f"epochs {t.epochs} must be >= 1"),
+        (t.batch_size >= 2, f"batch size {t.batch_size} must be >= 2"),
+        (t.lr > 0, f"lr {t.lr} must be > 0"),
+        (t.weight_decay >= 0 and t.grad_clip >= 0, "weight decay and grad clip must be >= 0"),
+        (t.patience >= 1, f"patience {t.patience} must be >= 1"),
+        (0 <= t.label_smoothing < 1, f"label smoothing {t.label_smoothing} must be in [0, 1)"),
+        (t.schedule in SCHEDULES, f"schedule {t.schedule!r}: use one of {', '.join(SCHEDULES)}"),
+        (min(t.time_masks, t.time_mask_width, t.freq_masks, t.freq_mask_width) >= 0,
+         "SpecAugment mask counts and widths must be >= 0"),
+        (0 <= t.stream_aug <= 1 and 0 <= t.partial_words <= 1,
+         f"stream-aug {t.stream_aug} and partial-words {t.partial_words} must be shares in [0, 1]"),
+    ]
+    bad = [msg for ok, msg in rules if not ok]
+    if bad:
+        raise KwsError("bad training option: " + "; ".join(bad))

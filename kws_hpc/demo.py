@@ -7,13 +7,13 @@ Every stage is the same code the individual commands run; re-running the demo sk
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .config import DataConfig
+from kws_hpc.config import DataConfig
+from kws_hpc.io import write_json
 
 
 @dataclass(frozen=True)
@@ -31,13 +31,18 @@ class DemoConfig:
 
 def run_demo(out: str | Path = "demo_out", cfg: DemoConfig = DemoConfig(), log: Callable[[str], None] = print) -> dict:
     """Run (or resume) every stage under `out`; returns where everything went."""
-    from .cli import main as cli
-    from .launch import JobOptions, result, submit_array, wait
-    from .prepare import build_store
-    from .report import make_report
-    from .stream import make_stream
-    from .sweep import best_trial, open_storage, read_spec, retrain_job, storage_url, study_name
-    from .synth import DEFAULT_WORDS, synth_corpus
+    from kws_hpc.data.synth import DEFAULT_WORDS, synth_corpus
+    from kws_hpc.data.teststream import make_stream
+    from kws_hpc.deploy.detector import DetectorConfig
+    from kws_hpc.deploy.export import export_checkpoint
+    from kws_hpc.deploy.listen import LiveOptions, run_live
+    from kws_hpc.features.build import build_store
+    from kws_hpc.launch.executors import JobOptions
+    from kws_hpc.report.build import make_report
+    from kws_hpc.sweep import retrain_call, retrain_runs, run_sweep, study_name, sweep_specs
+    from kws_hpc.sweep.space import load_space
+    from kws_hpc.sweep.storage import open_storage, storage_url
+    from kws_hpc.sweep.summary import studies_table
 
     out = Path(out).expanduser().resolve()
     runs, t_start = out / "runs", time.perf_counter()
@@ -52,22 +57,17 @@ def run_demo(out: str | Path = "demo_out", cfg: DemoConfig = DemoConfig(), log: 
 
     stage("3/7 sweeps: GRU and LSTM, same search space and budget")
     url = storage_url(None, runs)
-    code = cli(["sweep", "run", "--store", str(store), "--model", "gru", "lstm", "--trials", str(cfg.trials),
-                "--workers", str(cfg.workers), "--epochs", str(cfg.sweep_epochs), "--executor", "local",
-                "--out", str(runs), "--seed", str(cfg.seed), "--space", "demo"])
-    _check(code, "sweep")
+    specs = sweep_specs(store, ["gru", "lstm"], load_space("demo", cfg.sweep_epochs), runs, trials=cfg.trials,
+                        workers=cfg.workers, seed=cfg.seed)
+    jobs = str(runs / "jobs")
+    run_sweep(url, specs, cfg.workers, JobOptions(executor="local", log_dir=jobs, name="kws-sweep"), log)
+    log(studies_table(open_storage(url), url, list(specs)))
 
     stage("4/7 best configuration of each family, retrained with the full schedule")
     storage = open_storage(url)
-    calls = []
-    for model in ("gru", "lstm"):
-        name = study_name(model, store)
-        calls.append((asdict(read_spec(storage, name)), dict(best_trial(storage, name).params), cfg.seed,
-                      cfg.retrain_epochs, str(runs)))
-    handles = submit_array(retrain_job, calls, JobOptions(executor="local", log_dir=str(runs / "jobs"),
-                                                          name="kws-retrain"), log)
-    wait(handles, log=log)
-    best = {c[0]["model"]: result(h) for c, h in zip(calls, handles)}
+    calls = [retrain_call(storage, study_name(m, store), cfg.seed, cfg.retrain_epochs, runs) for m in ("gru", "lstm")]
+    results = retrain_runs(calls, JobOptions(executor="local", log_dir=jobs, name="kws-retrain"), log)
+    best = {c[0]["model"]: r for c, r in zip(calls, results)}
     for model, r in best.items():
         log(f"  {model}: test accuracy {r['test_accuracy']:.4f}, macro-F1 {r['macro_f1']:.4f}  ({r['run']})")
 
@@ -77,20 +77,19 @@ def run_demo(out: str | Path = "demo_out", cfg: DemoConfig = DemoConfig(), log: 
     stage("6/7 export the best model")
     model_file = out / "model.onnx"
     winner = max(best.values(), key=lambda r: r["best_val_acc"])
-    _check(cli(["export", winner["run"], "--out", str(model_file)]), "export")
+    export_checkpoint(winner["run"], model_file, detector=DetectorConfig().check(), log=log)
 
     stage("7/7 live detection over a generated stream of test-split speakers")
     wav, truth = make_stream(corpus, out / "stream.wav", minutes=cfg.stream_minutes, seed=cfg.seed,
                              store=store, split="test")
     live_json = out / "live.json"
-    _check(cli(["live", "--model", str(model_file), "--wav", str(wav), "--truth", str(truth),
-                "--json", str(live_json)]), "live")
+    run_live(model_file, LiveOptions(wav=str(wav), truth=str(truth), json=str(live_json)), log=log)
 
     where = {"corpus": str(corpus), "store": str(store), "runs": str(runs), "storage": url,
              "best": {m: r["run"] for m, r in best.items()}, "report": str(report), "model": str(model_file),
              "stream": str(wav), "truth": str(truth), "live": str(live_json),
              "minutes": round((time.perf_counter() - t_start) / 60, 2)}
-    (out / "demo.json").write_text(json.dumps(where, indent=2) + "\n")
+    write_json(out / "demo.json", where)
     log("")
     log(f"demo finished in {where['minutes']:.1f} min. Open first: {report}")
     log(f"  studies: kws-hpc sweep ls --storage {url}")
@@ -104,11 +103,3 @@ class _Stages:
 
     def __call__(self, title: str) -> None:
         self.log(f"\n== {title}  [{(time.perf_counter() - self.t0) / 60:.1f} min]")
-
-
-def _check(code: int, what: str) -> None:
-    from .errors import KwsError
-
-    if code:
-        raise KwsError(f"demo stopped at the {what} stage (exit {code}); fix the error above and re-run")
-

@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 import random
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .errors import KwsError
+from kws_hpc.errors import KwsError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -91,9 +90,10 @@ def set_rng_state(state: dict, generator: torch.Generator | None = None) -> None
         generator.set_state(state["generator"])
 
 
-def save_atomic(obj, path: Path) -> None:
-    """torch.save under a temporary name, then rename: a kill never leaves half a checkpoint."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def set_threads(threads: int | None) -> None:
+    """torch's CPU threads (`--threads`); None keeps torch's choice."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise KwsError(f"--threads {threads} must be >= 1")
+    torch.set_num_threads(threads)

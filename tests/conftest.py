@@ -59,7 +59,7 @@ def tiny_tree(tmp_path_factory) -> Path:
 def tiny_store(tiny_tree, tmp_path_factory) -> Path:
     """A complete store of 10 tone words (comma vocabulary), built in-process."""
     from kws_hpc.config import DataConfig
-    from kws_hpc.prepare import build_store
+    from kws_hpc.features.build import build_store
 
     cfg = DataConfig(vocab=",".join(TINY_WORDS[:10]))
     return build_store(tiny_tree, cfg, out=tmp_path_factory.mktemp("features"), workers=0, progress=False,

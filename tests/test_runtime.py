@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from kws_hpc.errors import KwsError
-from kws_hpc.runtime import get_device, rng_state, save_atomic, set_rng_state, set_seed
+from kws_hpc.io import save_torch
+from kws_hpc.runtime import get_device, rng_state, set_rng_state, set_seed
 
 
 def test_get_device_choices():
@@ -61,7 +62,7 @@ def test_rng_snapshot_survives_a_weights_only_checkpoint(tmp_path):
     gen = torch.Generator().manual_seed(5)
     snap = rng_state(gen)
     expected = _draws(gen)
-    save_atomic({"rng": snap}, tmp_path / "s.pt")
+    save_torch({"rng": snap}, tmp_path / "s.pt")
     assert not list(tmp_path.glob("*.tmp"))
     set_rng_state(torch.load(tmp_path / "s.pt", weights_only=True)["rng"], gen)
     assert _draws(gen) == expected

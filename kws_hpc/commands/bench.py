@@ -34,7 +34,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from .. import bench
+    from kws_hpc import bench
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

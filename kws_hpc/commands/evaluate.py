@@ -18,7 +18,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..evaluate import evaluate
+    from kws_hpc.train.evaluate import evaluate_checkpoint
 
-    print(json.dumps(evaluate(args.checkpoint, args.store, args.split, args.device), indent=2))
+    print(json.dumps(evaluate_checkpoint(args.checkpoint, args.store, args.split, args.device), indent=2))
     return 0

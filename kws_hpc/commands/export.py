@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from ..calibrate import CALIBRATION_MINUTES
-from ..detector import DetectorConfig
-from . import option
+from kws_hpc.deploy.calibrate import CALIBRATION_MINUTES
+from kws_hpc.deploy.detector import DetectorConfig
+from kws_hpc.options import add_config_args, config_from_args
 
+DETECTOR_FLAGS = {"smooth_s": "--smooth", "refractory_s": "--refractory", "hold_s": "--hold"}
 DESCRIPTION = (
     "Rebuild the model from RUN/best.pt or CKPT (or the run with the best validation accuracy under "
     "--best RUNS), convert it to ONNX with its label order, feature config, normalisation and detector "
@@ -20,27 +21,21 @@ def register(sub) -> None:
                    help="run folder (uses best.pt) or checkpoint file")
     p.add_argument("--best", metavar="RUNS", default=None,
                    help="instead of RUN|CKPT: the finished run under RUNS with the best val accuracy "
-                        "(ties: test accuracy)")
+                        "(exact ties: test accuracy)")
     p.add_argument("--out", required=True, metavar="FILE.onnx", help="file to write")
     p.add_argument("--store", default=None,
                    help="feature store for the parity check and calibration (default: the run's config.json)")
     p.add_argument("--calibrate-minutes", type=float, default=CALIBRATION_MINUTES,
                    help="validation stream the threshold is chosen on, minutes "
                         f"(default: {CALIBRATION_MINUTES:g}; 0 = clip level)")
-    d = DetectorConfig()
-    option(p, "--smooth", float, d.smooth_s, "stored smoothing window, s")
-    option(p, "--refractory", float, d.refractory_s, "stored refractory time, s")
-    option(p, "--hold", float, d.hold_s, "stored hold before firing the most confident keyword, s")
+    add_config_args(p, DetectorConfig, include=DETECTOR_FLAGS, flags=DETECTOR_FLAGS)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..config import replace
-    from ..export import export_checkpoint
+    from kws_hpc.deploy.export import export_checkpoint
 
-    det = replace(DetectorConfig(), smooth_s=args.smooth, refractory_s=args.refractory,
-                  hold_s=args.hold).check()
-    out = export_checkpoint(args.checkpoint, args.out, best=args.best, store=args.store,
-                            calibrate_minutes=args.calibrate_minutes, detector=det)
-    print(out)
+    det = config_from_args(DetectorConfig, args).check()
+    print(export_checkpoint(args.checkpoint, args.out, best=args.best, store=args.store,
+                            calibrate_minutes=args.calibrate_minutes, detector=det))
     return 0

@@ -19,7 +19,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..report import make_report
+    from kws_hpc.report.build import make_report
 
     index = make_report(args.runs, args.out, storage=args.storage)
     print(index)

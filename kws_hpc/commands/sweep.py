@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
 
-from ..errors import KwsError
-from ..launch import add_executor_options, job_options
+from kws_hpc.defaults import describe
+from kws_hpc.errors import KwsError
+from kws_hpc.options import add_job_args, job_options
 
 STORAGE_HELP = ("Optuna storage: a journal file (.journal/.log, safe for many workers and on NFS), a SQLite "
                 "file (.db) or any RDB URL (sqlite:///..., postgresql://...) (default: OUT/studies.journal)")
@@ -30,8 +30,8 @@ def register(sub) -> None:
     r.add_argument("--trials", type=int, default=20, help="finished trials per study (default: 20)")
     r.add_argument("--workers", type=int, default=2, help="workers per study (default: 2)")
     r.add_argument("--study", default=None, help="study name (default: kws-<model>-<store signature>)")
-    r.add_argument("--space", default="default", help="search space: a name under sweeps/ or a .toml path "
-                                                      "(default: default)")
+    r.add_argument("--space", default="default",
+                   help=f"search space: a name ({describe('sweeps')}) or a .toml path (default: default)")
     r.add_argument("--epochs", type=int, default=None, help="epochs per trial (default: the space's)")
     r.add_argument("--seed", type=int, default=0, help="study seed; each worker derives its own (default: 0)")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default: auto)")
@@ -39,12 +39,11 @@ def register(sub) -> None:
     r.add_argument("--grace", type=int, default=120,
                    help="a running trial without heartbeat this long is failed and retried (default: 120)")
     _storage_options(r)
-    add_executor_options(r, default="local")
+    add_job_args(r, default="local")
     r.set_defaults(func=cmd_run)
 
     w = s.add_parser("worker", help="run one worker of an existing study in this process",
-                     description="Run trials of STUDY until it holds its target; for starting workers "
-                                 "by hand.")
+                     description="Run trials of STUDY until it holds its target; for starting workers by hand.")
     w.add_argument("study", metavar="STUDY")
     w.add_argument("--index", type=int, default=0, help="worker index (varies the sampler seed) (default: 0)")
     _storage_options(w)
@@ -69,10 +68,9 @@ def register(sub) -> None:
     b.add_argument("--retrain", action="store_true", help="retrain the best configuration with several seeds")
     b.add_argument("--seeds", type=int, default=3, help="retrain seeds 0..SEEDS-1 (default: 3)")
     b.add_argument("--epochs", type=int, default=None, help="retrain epochs (default: 20, the full schedule)")
-    b.add_argument("--allow-unmatched", action="store_true",
-                   help="retrain even when the studies' budgets differ")
+    b.add_argument("--allow-unmatched", action="store_true", help="retrain even when the studies' budgets differ")
     _storage_options(b)
-    add_executor_options(b)
+    add_job_args(b)
     b.set_defaults(func=cmd_best)
 
     d = s.add_parser("dashboard", help="serve optuna-dashboard for the storage on 127.0.0.1")
@@ -89,7 +87,7 @@ def _storage_options(p) -> None:
 
 
 def _open(args):
-    from ..sweep import open_storage, storage_url
+    from kws_hpc.sweep.storage import open_storage, storage_url
 
     url = storage_url(args.storage, args.out)
     if "://" not in url and not Path(url).is_file():
@@ -97,136 +95,54 @@ def _open(args):
     return url, open_storage(url)
 
 
-# --- run ------------------------------------------------------------------------------------------
-
 def cmd_run(args) -> int:
-    from ..launch import check_job
-    from ..store import open_store
-    from ..sweep import SweepSpec, load_space, run_sweep, storage_url, study_name
+    from kws_hpc.launch.executors import check_job
+    from kws_hpc.sweep.run import run_sweep, sweep_specs
+    from kws_hpc.sweep.space import load_space
+    from kws_hpc.sweep.storage import open_storage, storage_url
+    from kws_hpc.sweep.summary import studies_table
 
-    if args.trials < 1 or args.workers < 1:
-        raise KwsError("--trials and --workers must be at least 1")
-    if args.study and len(args.model) > 1:
-        raise KwsError("--study names one study; with several --model values leave it out")
-    if args.heartbeat < 1 or args.grace <= args.heartbeat:
-        raise KwsError("--heartbeat must be >= 1 and --grace longer than --heartbeat")
     job = job_options(args, args.out, "kws-sweep")
     check_job(job)
-    store = str(Path(args.store).expanduser().resolve())
-    open_store(store)  # a bad store is an error here, not in every worker
-    space = load_space(args.space, args.epochs)
-    out = str(Path(args.out).expanduser().resolve())
-    common = dict(space=space, out=out, trials=args.trials, seed=args.seed, device=args.device,
-                  workers=args.workers * len(args.model), heartbeat=args.heartbeat, grace=args.grace)
-    specs = {args.study or study_name(m, store): SweepSpec(store=store, model=m, **common)
-             for m in args.model}
+    specs = sweep_specs(args.store, args.model, load_space(args.space, args.epochs), args.out, trials=args.trials,
+                        workers=args.workers, seed=args.seed, device=args.device, heartbeat=args.heartbeat,
+                        grace=args.grace, study=args.study)
     url = storage_url(args.storage, args.out)
-    final = run_sweep(url, specs, args.workers, job)
-    if final is not None:
-        _print_ls(url, list(specs))
+    if run_sweep(url, specs, args.workers, job) is not None:
+        print(studies_table(open_storage(url), url, list(specs)))
     return 0
 
 
 def cmd_worker(args) -> int:
-    from ..sweep import run_worker
+    from kws_hpc.sweep.worker import run_worker
 
     url, _ = _open(args)
     run_worker(url, args.study, args.index)
     return 0
 
 
-# --- ls / show ------------------------------------------------------------------------------------
-
-def table(headers: list, rows: list) -> str:
-    """A plain aligned table: numbers right-aligned, text left-aligned."""
-    cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    numeric = [all(_is_number(r[i]) for r in cells[1:]) and len(cells) > 1 for i in range(len(headers))]
-    lines = ["  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r, widths, numeric)).rstrip()
-             for r in cells]
-    return "\n".join(lines)
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return s == "-"
-
-
-def _fmt(v) -> str:
-    if isinstance(v, bool) or not isinstance(v, float):
-        return str(v)
-    return f"{v:.3g}" if abs(v) < 0.01 or abs(v) >= 1000 else f"{v:.4g}"
-
-
 def cmd_ls(args) -> int:
-    url, _ = _open(args)
-    _print_ls(url)
+    from kws_hpc.sweep.summary import studies_table
+
+    url, storage = _open(args)
+    print(studies_table(storage, url))
     return 0
-
-
-def _print_ls(url: str, names: list | None = None) -> None:
-    from ..sweep import counts, open_storage, read_spec, trials_of
-
-    storage = open_storage(url)
-    rows = []
-    for name in sorted(s.study_name for s in storage.get_all_studies()):
-        if names is not None and name not in names:
-            continue
-        trials = trials_of(storage, name)
-        c, spec = counts(trials), read_spec(storage, name)
-        done = [t for t in trials if t.state.name == "COMPLETE"]
-        best = max(done, key=lambda t: (t.value, -t.number)) if done else None
-        rows.append([name, spec.model if spec else "-", spec.trials if spec else "-", c["COMPLETE"],
-                     c["PRUNED"], c["FAIL"], c["RUNNING"], c["WAITING"],
-                     f"{best.value:.4f}" if best else "-", best.number if best else "-"])
-    if not rows:
-        print(f"no studies in {url}")
-        return
-    print(table(["STUDY", "MODEL", "TARGET", "COMPLETE", "PRUNED", "FAILED", "RUNNING", "WAITING", "BEST",
-                 "TRIAL"], rows))
 
 
 def cmd_show(args) -> int:
-    from ..sweep import trials_of
+    from kws_hpc.sweep.summary import trial_dicts, trials_table
 
     _, storage = _open(args)
-    trials = trials_of(storage, args.study)
-    keys = sorted({k for t in trials for k in t.params})
-    if args.json:
-        print(json.dumps([_trial_dict(t) for t in trials], indent=1))
-        return 0
-    rows = []
-    for t in trials:
-        note = "over budget" if t.user_attrs.get("over_budget") else ""
-        if t.system_attrs.get("failed_trial") is not None:
-            note = f"retry of {t.system_attrs['failed_trial']}"
-        rows.append([t.number, t.state.name, "-" if t.value is None else f"{t.value:.4f}", _duration(t),
-                     *[_fmt(t.params[k]) if k in t.params else "-" for k in keys],
-                     t.user_attrs.get("run", "-"), note])
-    print(f"study {args.study}: {len(trials)} trials")
-    print(table(["#", "STATE", "VALUE", "SECONDS", *keys, "RUN", "NOTE"], rows) if rows else "(no trials)")
+    print(json.dumps(trial_dicts(storage, args.study), indent=1) if args.json else trials_table(storage, args.study))
     return 0
 
 
-def _duration(t) -> str:
-    if t.datetime_start is None or t.datetime_complete is None:
-        return "-"
-    return f"{(t.datetime_complete - t.datetime_start).total_seconds():.1f}"
-
-
-def _trial_dict(t) -> dict:
-    return {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
-            "seconds": None if _duration(t) == "-" else float(_duration(t)), "run": t.user_attrs.get("run"),
-            "user_attrs": t.user_attrs, "retry_of": t.system_attrs.get("failed_trial")}
-
-
-# --- best -----------------------------------------------------------------------------------------
-
 def cmd_best(args) -> int:
-    from ..sweep import best_trial, budget, read_spec
+    from kws_hpc.config import TrainConfig
+    from kws_hpc.sweep.retrain import retrain_best
+    from kws_hpc.sweep.studies import best_trial, check_budgets, read_spec
+    from kws_hpc.sweep.summary import retrain_table
+    from kws_hpc.text import fmt
 
     url, storage = _open(args)
     names = args.studies or sorted(s.study_name for s in storage.get_all_studies()
@@ -234,78 +150,29 @@ def cmd_best(args) -> int:
     if not names:
         raise KwsError(f"no kws-hpc studies in {url}")
     if args.retrain:  # families trained on the same store are compared: their budgets must match
-        by_store: dict = {}
-        for n in names:
-            spec = read_spec(storage, n)
-            by_store.setdefault(spec.store if spec else n, []).append(budget(storage, n))
-        for budgets in by_store.values():
-            _check_budgets(budgets, args.allow_unmatched)
+        check_budgets(storage, names, args.allow_unmatched)
     for name in names:
         t = best_trial(storage, name)
         print(f"study {name}: best trial {t.number}, val accuracy {t.value:.4f}, "
-              f"test accuracy {_fmt(t.user_attrs.get('test_accuracy'))}")
-        print("  params: " + " ".join(f"{k}={_fmt(v)}" for k, v in sorted(t.params.items())))
+              f"test accuracy {fmt(t.user_attrs.get('test_accuracy'))}")
+        print("  params: " + " ".join(f"{k}={fmt(v)}" for k, v in sorted(t.params.items())))
         print(f"  run: {t.user_attrs.get('run', '-')}")
         if args.retrain:
-            _retrain(args, url, storage, name, t)
+            out = None if args.out == "runs" else str(Path(args.out).expanduser().resolve())
+            spec = read_spec(storage, name)
+            job = job_options(args, out or spec.out, f"kws-retrain-{spec.model}")
+            summary = retrain_best(url, name, seeds=args.seeds, epochs=args.epochs or TrainConfig().epochs,
+                                   out=out, job=job)
+            if summary is not None:
+                print(retrain_table(summary))
+                print(f"  wrote {summary['path']}")
     return 0
 
-
-def _check_budgets(budgets: list, allow: bool) -> None:
-    if len({b["key"] for b in budgets}) <= 1:
-        return
-    what = "; ".join(f"{b['study']}: {b['finished_trials']} finished trials, {b['trial_epochs']} epochs"
-                     for b in budgets)
-    msg = f"the studies' budgets differ ({what}; or their search space)"
-    if not allow:
-        raise KwsError(msg + ": a fair comparison needs the same; run the smaller sweep further "
-                             "(same command, more --trials) or pass --allow-unmatched")
-    print(f"warning: {msg}")
-
-
-def _retrain(args, url: str, storage, name: str, trial) -> None:
-    from dataclasses import asdict
-
-    from ..config import TrainConfig
-    from ..launch import result, submit, submit_array, wait
-    from ..store import write_json
-    from ..sweep import budget, read_spec, retrain_job
-
-    spec = read_spec(storage, name)
-    epochs = args.epochs or TrainConfig().epochs
-    out = spec.out if args.out == "runs" else str(Path(args.out).expanduser().resolve())
-    calls = [(asdict(spec), dict(trial.params), seed, epochs, out) for seed in range(args.seeds)]
-    job = job_options(args, out, f"kws-retrain-{spec.model}")
-    if job.executor is None:
-        runs = [submit(retrain_job, *call) for call in calls]
-    else:
-        handles = submit_array(retrain_job, calls, job)
-        if not job.wait:
-            return
-        wait(handles)
-        runs = [result(h) for h in handles]
-    acc = [r["test_accuracy"] for r in runs]
-    print(table(["SEED", "TEST ACC", "MACRO-F1", "VAL ACC", "EPOCHS", "RUN"],
-                [[r["seed"], f"{r['test_accuracy']:.4f}", f"{r['macro_f1']:.4f}", f"{r['best_val_acc']:.4f}",
-                  r["epochs_run"], r["run"]] for r in runs]))
-    std = statistics.stdev(acc) if len(acc) > 1 else 0.0
-    print(f"  {spec.model} test accuracy {statistics.mean(acc):.4f} +- {std:.4f} over {len(acc)} seeds")
-    spent = {k: v for k, v in budget(storage, name).items() if k in ("finished_trials", "trial_epochs")}
-    path = Path(out) / f"best-{name}.json"
-    write_json(path, {"study": name, "storage": url, "model": spec.model, "store": spec.store,
-                      "best_trial": trial.number, "best_value": trial.value, "params": trial.params,
-                      "trial_run": trial.user_attrs.get("run"), "epochs": epochs,
-                      "budget": spent,
-                      "retrain": runs, "test_accuracy_mean": statistics.mean(acc), "test_accuracy_std": std})
-    print(f"  wrote {path}")
-
-
-# --- dashboard ------------------------------------------------------------------------------------
 
 def cmd_dashboard(args) -> int:
     import socket
 
-    from ..sweep import study_id
+    from kws_hpc.sweep.studies import study_id
 
     url, storage = _open(args)
     page = f"http://{args.host}:{args.port}/dashboard"
@@ -315,8 +182,7 @@ def cmd_dashboard(args) -> int:
         try:
             s.bind((args.host, args.port))
         except OSError as e:
-            raise KwsError(f"cannot listen on {args.host}:{args.port} ({e.strerror}); "
-                           "pick another --port") from None
+            raise KwsError(f"cannot listen on {args.host}:{args.port} ({e.strerror}); pick another --port") from None
     try:
         import optuna_dashboard
     except ImportError:

@@ -1,0 +1,211 @@
+"""Where the clips come from: an extracted Speech Commands folder or its .tar.gz, and WAV decoding.
+
+A `Source` lists files by their path relative to the data set root (`yes/0a7c2a8d_nohash_0.wav`) and
+hands out their bytes; the reader above it never cares which kind it is. Decoding checks every way a
+clip can be unusable and says why, so the manifest can carry the reason instead of the job dying.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import struct
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
+
+import numpy as np
+
+from kws_hpc.errors import KwsError
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str  # relative to the data set root, '/'-separated
+    size: int
+
+
+class Source:
+    """A data set root: `files()` lists it, `iter_bytes()` streams chosen files in storage order."""
+
+    def __init__(self, location: str | Path):
+        self.location = Path(location)
+
+    def files(self) -> list[FileEntry]:
+        raise NotImplementedError
+
+    def dirs(self) -> list[str]:
+        """Top-level folders (word folders), including empty ones."""
+        raise NotImplementedError
+
+    def iter_bytes(self, paths: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+        raise NotImplementedError
+
+    def read_text(self, path: str) -> Optional[str]:
+        for _, data in self.iter_bytes([path]):
+            return data.decode("utf-8", errors="replace")
+        return None
+
+    def fingerprint(self) -> str:
+        """Hash of every file's relative path and size: changes when the data set changes."""
+        h = hashlib.sha1()
+        for e in sorted(self.files(), key=lambda e: e.path):
+            h.update(f"{e.path}\t{e.size}\n".encode())
+        return h.hexdigest()[:16]
+
+
+class FolderSource(Source):
+    """An extracted data set folder; workers read files themselves, so `local_path` is exposed."""
+
+    def __init__(self, location):
+        super().__init__(location)
+        self._files: Optional[list[FileEntry]] = None
+
+    def files(self):
+        if self._files is None:
+            out = []
+            for dirpath, dirnames, filenames in os.walk(self.location):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                rel = Path(dirpath).relative_to(self.location)
+                for name in sorted(filenames):
+                    if name.startswith("."):
+                        continue
+                    p = Path(dirpath) / name
+                    out.append(FileEntry((rel / name).as_posix(), p.stat().st_size))
+            self._files = out
+        return self._files
+
+    def dirs(self):
+        return sorted(p.name for p in self.location.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def local_path(self, path: str) -> Path:
+        return self.location / path
+
+    def iter_bytes(self, paths):
+        for p in paths:
+            f = self.location / p
+            if f.is_file():
+                yield p, f.read_bytes()
+
+
+class TarSource(Source):
+    """A Speech Commands .tar.gz read in place: one sequential pass per request, nothing extracted."""
+
+    def __init__(self, location):
+        super().__init__(location)
+        self._files: Optional[list[FileEntry]] = None
+        self._dirs: list[str] = []
+        self._prefix = ""
+
+    def _scan(self):
+        files, dirs = [], set()
+        try:
+            with tarfile.open(self.location, "r:*") as tar:
+                members = tar.getmembers()
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise KwsError(f"cannot read archive {self.location}: {e}; re-download it (kws-hpc data download)")
+        names = [m.name.lstrip("./") for m in members]
+        # Some archives wrap everything in one folder: strip it when every member lives under it.
+        tops = {n.split("/", 1)[0] for n in names if n}
+        if len(tops) == 1 and any("/" in n for n in names):
+            top = tops.pop()
+            if not any(m.isfile() and m.name.lstrip("./") == top for m in members):
+                self._prefix = top + "/"
+        for m, n in zip(members, names):
+            if self._prefix and not n.startswith(self._prefix):
+                continue  # the wrapping folder itself
+            rel = n[len(self._prefix):]
+            if not rel:
+                continue
+            if m.isdir() and "/" not in rel.rstrip("/"):
+                dirs.add(rel.rstrip("/"))
+            elif m.isfile():
+                files.append(FileEntry(rel, m.size))
+                if "/" in rel:
+                    dirs.add(rel.split("/", 1)[0])
+        self._files = files  # archive order: one sequential pass then serves clips in manifest order
+        self._dirs = sorted(dirs)
+
+    def files(self):
+        if self._files is None:
+            self._scan()
+        return self._files
+
+    def dirs(self):
+        if self._files is None:
+            self._scan()
+        return self._dirs
+
+    def iter_bytes(self, paths):
+        wanted = set(paths)
+        if self._files is None:
+            self._scan()
+        with tarfile.open(self.location, "r:*") as tar:
+            for m in tar:
+                if not wanted:
+                    break
+                rel = m.name.lstrip("./")
+                rel = rel[len(self._prefix):] if rel.startswith(self._prefix) else rel
+                if m.isfile() and rel in wanted:
+                    wanted.discard(rel)
+                    yield rel, tar.extractfile(m).read()
+
+
+def open_source(location: str | Path) -> Source:
+    """Open a data set folder or .tar(.gz) archive; a wrong path is a clear error."""
+    p = Path(location).expanduser()
+    if not p.exists():
+        raise KwsError(f"data path {p} does not exist; give an extracted Speech Commands folder or its "
+                       ".tar.gz (kws-hpc data synth DIR makes the built-in corpus)")
+    if p.is_dir():
+        return FolderSource(p)
+    if p.name.endswith((".tar.gz", ".tgz", ".tar")):
+        return TarSource(p)
+    raise KwsError(f"data path {p} is neither a folder nor a .tar.gz archive")
+
+
+class BadClip(Exception):
+    """A clip that cannot be used; the message is the reason written to the manifest."""
+
+
+def _check_riff(data: bytes) -> None:
+    """Catch what libsndfile forgives: a data chunk that promises more bytes than the file holds."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise BadClip("not a WAV file (no RIFF/WAVE header)")
+    pos = 12
+    while pos + 8 <= len(data):
+        cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        if cid == b"data":
+            have = len(data) - pos - 8
+            if size > have:
+                raise BadClip(f"truncated WAV: header declares {size} bytes of audio, file holds {have}")
+            return
+        pos += 8 + size + (size & 1)
+    raise BadClip("truncated WAV: no data chunk")
+
+
+def decode_wav(data: bytes, sample_rate: int = 16000) -> np.ndarray:
+    """Decode a 16-kHz mono WAV into float32 in [-1, 1]; raise BadClip with the reason otherwise."""
+    import soundfile as sf
+
+    _check_riff(data)
+    try:
+        wave, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except Exception as e:  # libsndfile's errors carry no useful type
+        raise BadClip(f"unreadable audio: {str(e).splitlines()[0]}")
+    if sr != sample_rate:
+        raise BadClip(f"sample rate {sr} Hz, expected {sample_rate} Hz (resample the file)")
+    if wave.shape[1] != 1:
+        raise BadClip(f"{wave.shape[1]} channels, expected mono")
+    if wave.shape[0] == 0:
+        raise BadClip("no samples")
+    return wave[:, 0]
+
+
+def fix_length(wave: np.ndarray, n: int) -> np.ndarray:
+    """Pad with zeros at the end, or trim the end, to exactly n samples."""
+    if len(wave) >= n:
+        return wave[:n]
+    return np.pad(wave, (0, n - len(wave)))

@@ -1,0 +1,228 @@
+"""The data stage: vocabularies, the data set's own split rule, quotas, and the clips.tsv manifest.
+
+`scan()` turns a `Source` into one `Clip` per file it saw (no audio read), `select()` decides which
+valid clips each split keeps after quotas and `_unknown_`/`_silence_` sampling. Every clip keeps a
+row in the manifest; a clip that is not used says why in `reason`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from kws_hpc.config import BACKGROUND, DIGITS, SEED12, SILENCE, SPLITS, UNKNOWN, V2_12, DataConfig
+from kws_hpc.errors import KwsError
+from kws_hpc.io import write_tsv
+from kws_hpc.data.source import Source
+
+MAX_NUM_WAVS_PER_CLASS = 2 ** 27 - 1  # from the data set's README: keeps the hash split stable
+SILENCE_SPEAKER = "_noise_"
+
+
+@dataclass
+class Clip:
+    """One row of clips.tsv."""
+
+    path: str  # relative to the data set root; silence segments: noise file + '#start'
+    word: str  # folder name
+    label: str = ""  # class name used for training ('' = not a class of this vocabulary)
+    speaker: str = ""
+    split: str = ""
+    samples: int = -1  # samples in the file before padding/trimming (-1 = not read)
+    reason: str = ""  # why the clip is not in the store ('' = it is)
+    start: int = 0  # first sample (silence segments cut from background noise)
+    gain: float = 1.0  # silence segments are scaled noise
+
+    @property
+    def used(self) -> bool:
+        return self.reason == "" and self.split in SPLITS and self.label != ""
+
+
+def resolve_vocab(vocab: str, words: Iterable[str]) -> tuple[list[str], bool]:
+    """Keyword list for a vocabulary name and whether it adds `_silence_` + `_unknown_`."""
+    words = sorted(w for w in words if not w.startswith("_"))
+    if vocab == "seed12":
+        return list(SEED12), False
+    if vocab == "v2-12":
+        return list(V2_12), True
+    if vocab == "digits":
+        return list(DIGITS), False
+    if vocab == "all":
+        if not words:
+            raise KwsError("vocabulary 'all' found no word folders in the data set")
+        return words, False
+    chosen = [w.strip() for w in vocab.split(",") if w.strip()]
+    if not chosen or len(set(chosen)) != len(chosen):
+        raise KwsError(f"vocabulary {vocab!r} is not seed12, v2-12, digits, all or a comma list of distinct words")
+    return chosen, False
+
+
+def label_names(vocab_words: list[str], extras: bool) -> list[str]:
+    """Class order of a store: the keywords as given, then `_silence_`, `_unknown_`."""
+    return list(vocab_words) + ([SILENCE, UNKNOWN] if extras else [])
+
+
+def speaker_of(path: str) -> str:
+    """The speaker id: the file name up to `_nohash_` (the whole stem when absent)."""
+    stem = Path(path).stem
+    return re.sub(r"_nohash_.*$", "", stem)
+
+
+def hash_split(path: str, val_percent: float = 10.0, test_percent: float = 10.0) -> str:
+    """The data set's own rule: sha1 of the name up to `_nohash_`, so a speaker stays in one split."""
+    hashed = hashlib.sha1(speaker_of(path).encode()).hexdigest()
+    pct = (int(hashed, 16) % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
+    if pct < val_percent:
+        return "val"
+    if pct < val_percent + test_percent:
+        return "test"
+    return "train"
+
+
+def _official_lists(source: Source) -> tuple[set, set]:
+    val, test = source.read_text("validation_list.txt"), source.read_text("testing_list.txt")
+    if val is None or test is None:
+        raise KwsError(f"--split official needs validation_list.txt and testing_list.txt in {source.location}; "
+                       "use --split hash for a data set without them")
+    return set(val.split()), set(test.split())
+
+
+def scan(source: Source, cfg: DataConfig) -> tuple[list[Clip], list[str], bool]:
+    """List every file as a Clip with its word, label, speaker and split; nothing is decoded yet.
+
+    Returns the clips, the keyword list and whether `_silence_`/`_unknown_` are added.
+    """
+    word_dirs = [d for d in source.dirs() if d != BACKGROUND]
+    keywords, extras = resolve_vocab(cfg.vocab, word_dirs)
+    extras = extras or cfg.extras
+    missing = [w for w in keywords if w not in word_dirs]
+    if missing and len(missing) == len(keywords):
+        raise KwsError(f"none of the vocabulary's words ({', '.join(keywords)}) has a folder in {source.location}")
+    if cfg.split not in ("hash", "official"):
+        raise KwsError(f"unknown split {cfg.split!r}: use hash or official")
+    official = _official_lists(source) if cfg.split == "official" else None
+    kw = set(keywords)
+    clips, seen_dirs = [], set()
+    for e in source.files():
+        if "/" not in e.path:
+            continue  # top-level files: README, LICENSE, the official lists
+        word = e.path.split("/", 1)[0]
+        seen_dirs.add(word)
+        if word == BACKGROUND:
+            continue
+        clip = Clip(path=e.path, word=word, speaker=speaker_of(e.path))
+        if official is not None:
+            clip.split = "val" if e.path in official[0] else "test" if e.path in official[1] else "train"
+        else:
+            clip.split = hash_split(e.path, cfg.val_percent, cfg.test_percent)
+        if not e.path.lower().endswith(".wav"):
+            clip.reason = "not a .wav file"
+        elif word in kw:
+            clip.label = word
+        elif extras:
+            clip.label = UNKNOWN  # a candidate; select() samples how many it keeps
+        else:
+            clip.reason = "word not in vocabulary"
+        clips.append(clip)
+    for d in word_dirs:
+        if d not in seen_dirs:
+            clips.append(Clip(path=d + "/", word=d, reason="empty word folder"))
+    for w in missing:
+        clips.append(Clip(path=w + "/", word=w, reason="vocabulary word has no folder"))
+    return clips, keywords, extras
+
+
+def _rank(clip: Clip, seed: int) -> str:
+    """Deterministic order for sampling: stable as files are added, independent of listing order."""
+    return hashlib.sha1(f"{seed}:{clip.path}".encode()).hexdigest()
+
+
+def select(clips: list[Clip], cfg: DataConfig, keywords: list[str], extras: bool,
+           noise: dict[str, int]) -> list[Clip]:
+    """Apply `_unknown_` sampling, `_silence_` segments and per-class quotas to the valid clips.
+
+    `noise` maps background-noise file paths to their length in samples. Returns the clips with
+    silence segments appended; every dropped clip gets its reason.
+    """
+    out = list(clips)
+    for split in SPLITS:
+        ok = [c for c in clips if c.split == split and c.reason == "" and c.label]
+        known = sum(1 for c in ok if c.label != UNKNOWN)
+        if extras:
+            n_extra = int(math.ceil(known * cfg.unknown_percent / 100.0))
+            unknown = sorted((c for c in ok if c.label == UNKNOWN), key=lambda c: _rank(c, cfg.seed))
+            for c in unknown[n_extra:]:
+                c.reason = "unknown word not sampled"
+            out += _silence(split, n_extra, noise, cfg)
+        quota = cfg.quota(split)
+        if quota is not None:
+            by_label: dict[str, list[Clip]] = {}
+            for c in out:
+                if c.split == split and c.used:
+                    by_label.setdefault(c.label, []).append(c)
+            for group in by_label.values():
+                for c in sorted(group, key=lambda c: _rank(c, cfg.seed))[quota:]:
+                    c.reason = f"over quota ({quota} per class)"
+    return out
+
+
+def _silence(split: str, count: int, noise: dict[str, int], cfg: DataConfig) -> list[Clip]:
+    """`_silence_` clips: 1-s segments of background noise, each split cut from its own stretch."""
+    if count == 0 or not noise:
+        return []
+    lo, hi = {"train": (0.0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}[split]
+    rng = np.random.default_rng([cfg.seed, SPLITS.index(split)])
+    paths, seg = sorted(noise), 16000
+    out = []
+    for i in range(count):
+        path = paths[i % len(paths)]
+        n = noise[path]
+        first, last = int(lo * n), int(hi * n) - seg
+        start = int(rng.integers(first, max(first + 1, last)))
+        # a tenth of silence is true digital silence, the rest quiet noise (as the data set's recipe does)
+        gain = 0.0 if rng.random() < 0.1 else float(rng.uniform(0.0, 1.0))
+        out.append(Clip(path=f"{path}#{start}", word=BACKGROUND, label=SILENCE, speaker=SILENCE_SPEAKER,
+                        split=split, samples=seg, start=start, gain=gain))
+    return out
+
+
+MANIFEST_FIELDS = [f.name for f in fields(Clip)]
+
+
+def write_manifest(clips: list[Clip], path: Path) -> None:
+    """clips.tsv: one row per clip seen, written under a temporary name and renamed."""
+    write_tsv(path, MANIFEST_FIELDS, (asdict(c) for c in clips))
+
+
+def read_manifest(path: Path) -> list[Clip]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    types = {f.name: f.type for f in fields(Clip)}
+    out = []
+    for r in rows:
+        kw = {}
+        for k, v in r.items():
+            t = types.get(k)
+            kw[k] = int(v) if t in ("int", int) else float(v) if t in ("float", float) else v
+        out.append(Clip(**kw))
+    return out
+
+
+def split_counts(clips: list[Clip], labels: list[str], cfg: DataConfig) -> dict:
+    """Per class per split: quota and actual count, for summary.json and the report."""
+    counts = {}
+    for split in SPLITS:
+        per = {lab: 0 for lab in labels}
+        for c in clips:
+            if c.split == split and c.used:
+                per[c.label] += 1
+        counts[split] = {"quota": cfg.quota(split), "actual": per, "total": sum(per.values())}
+    return counts
+

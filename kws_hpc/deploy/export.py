@@ -1,0 +1,140 @@
+"""Export a checkpoint into one self-contained ONNX file for the live detector, checked for parity.
+
+`export_checkpoint` rebuilds the model from the checkpoint alone (refusing one without its label order or
+feature config), converts it to ONNX, runs the ONNX graph and the checkpoint on the stored test clips of
+the run's store and refuses to write when they differ by more than 1e-4, calibrates the threshold on the
+validation split (calibrate.py), and writes graph + metadata under a temporary name, renamed at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from kws_hpc import __version__
+from kws_hpc.deploy.calibrate import CALIBRATION_MINUTES, calibrate
+from kws_hpc.config import FeatureConfig, from_dict, to_dict
+from kws_hpc.deploy.detector import DetectorConfig
+from kws_hpc.errors import KwsError
+from kws_hpc.io import write_bytes
+from kws_hpc.train.rundir import RunDir
+from kws_hpc.deploy.onnx_model import FORMAT, FORMAT_VERSION, OnnxScorer, TorchScorer, load_exported, one_thread
+from kws_hpc.deploy.onnx_model import to_onnx, with_metadata
+
+PARITY_TOLERANCE = 1e-4  # max |logit difference| between the exported graph and the checkpoint
+PARITY_CLIPS = 1000  # test clips compared (all when fewer)
+
+
+def parity(model, scorer, features: np.ndarray, chunk_frames: int = 10, batch: int = 64) -> dict:
+    """Max |logit difference| of the exported graph vs the model: full windows and, when it can, stepping."""
+    ref = TorchScorer(model)
+    diff, agree, stream = 0.0, 0, None
+    for i in range(0, len(features), batch):
+        x = features[i:i + batch]
+        a, b = ref.window(x), scorer.window(x)
+        diff = max(diff, float(np.abs(a - b).max()))
+        agree += int(np.sum(a.argmax(1) == b.argmax(1)))
+    if scorer.can_stream:  # a few clips stepped hop by hop, state carried, against the full window
+        x, state, stream = features[:16], None, 0.0
+        for t in range(0, x.shape[1], chunk_frames):
+            logits, state = scorer.step(x[:, t:t + chunk_frames], state)
+        stream = float(np.abs(logits - ref.window(x)).max())
+    return {"clips": int(len(features)), "max_abs_diff": diff, "same_argmax": agree / max(1, len(features)),
+            "stream_max_abs_diff": stream,
+            "stream_clips": min(16, len(features)) if stream is not None else 0}
+
+
+def _parity_inputs(store: Optional[Path], labels, fc: FeatureConfig, model, what: str
+                   ) -> tuple[np.ndarray, str]:
+    """Test clips of the store (checked to match the checkpoint), else inputs drawn from its normalisation."""
+    from kws_hpc.features.store import check_compatible, load_split, open_store
+
+    if store is not None and Path(store).is_dir():
+        info = open_store(store)
+        check_compatible(info, labels, fc, what)
+        feats = load_split(info.path, "test", expect_signature=info.signature).features[:PARITY_CLIPS]
+        if len(feats):
+            return feats, f"{len(feats)} test clips of store {info.path}"
+    rng = np.random.default_rng(0)
+    mean, std = model.feat_mean.numpy(), model.feat_std.numpy()
+    feats = (mean + std * rng.standard_normal((64, fc.frames, fc.n_mels))).astype(np.float32)
+    return feats, "64 random inputs at the training normalisation (the run's store is not reachable)"
+
+
+def _source(ckpt: dict, path: Path, run: Optional[Path]) -> dict:
+    out = {"checkpoint": str(path.resolve()), "epoch": ckpt.get("epoch"),
+           "best_val_acc": ckpt.get("best_val_acc"),
+           "run_signature": ckpt.get("run_signature"), "store_signature": ckpt.get("store_signature")}
+    r = RunDir(run).read_result() if run is not None else None
+    if r is not None:
+        out.update(test_accuracy=r.get("test_accuracy"), macro_f1=r.get("macro_f1"))
+    return out
+
+
+def export_checkpoint(target: Optional[str | Path], out: str | Path, best: Optional[str | Path] = None,
+                      store: Optional[str | Path] = None, calibrate_minutes: float = CALIBRATION_MINUTES,
+                      detector: Optional[DetectorConfig] = None, log: Callable[[str], None] = print) -> Path:
+    """Export RUN/best.pt, a checkpoint file, or the best run under `best` into the ONNX file `out`."""
+    with one_thread():
+        return _export(target, out, best, store, calibrate_minutes, detector, log)
+
+
+def _export(target, out, best, store, calibrate_minutes, detector, log) -> Path:
+    from kws_hpc.train.evaluate import checkpoint_path, load_checkpoint
+    from kws_hpc.train.rundir import best_run
+
+    if (target is None) == (best is None):
+        raise KwsError("give either a run folder / checkpoint or --best RUNS (one of them)")
+    out = Path(out).expanduser()
+    if out.suffix.lower() != ".onnx":
+        raise KwsError(f"--out {out}: the exported file is ONNX; name it *.onnx")
+    path = checkpoint_path(best_run(best, log).path if best is not None else target)
+    model, ckpt = load_checkpoint(path)
+    labels, fc_dict = ckpt.get("labels"), ckpt.get("feature_config")
+    if not labels or not fc_dict:  # load_checkpoint refuses these too; never export without them
+        raise KwsError(f"checkpoint {path} lacks its label order or feature config; it cannot be exported")
+    fc = from_dict(FeatureConfig, fc_dict)
+    if model.classifier.out_features != len(labels) or model.feat_mean.numel() != fc.n_mels:
+        raise KwsError(f"checkpoint {path}: {len(labels)} labels / {fc.n_mels} mels do not fit the model's "
+                       f"{model.classifier.out_features} outputs / {model.feat_mean.numel()} inputs")
+    run = path.parent if RunDir(path.parent).is_run else None
+    if store is None and run is not None:
+        store = (RunDir(run).read_config() or {}).get("store")
+    store = Path(store).expanduser() if store else None
+
+    t0 = time.perf_counter()
+    graph = to_onnx(model, fc.frames)
+    scorer = OnnxScorer(graph)
+    feats, where = _parity_inputs(store, labels, fc, model, f"checkpoint {path}")
+    par = parity(model, scorer, feats)
+    par["inputs"] = where
+    stream_txt = (f", stepped {par['stream_clips']} clips hop by hop: {par['stream_max_abs_diff']:.2e}"
+                  if par["stream_max_abs_diff"] is not None else "")
+    log(f"parity on {where}: max |logit difference| {par['max_abs_diff']:.2e} "
+        f"(tolerance {PARITY_TOLERANCE:g}), same prediction on {100 * par['same_argmax']:.1f} %{stream_txt}")
+    worst = max(par["max_abs_diff"], par["stream_max_abs_diff"] or 0.0)
+    if not worst <= PARITY_TOLERANCE:
+        raise KwsError(f"exported model differs from checkpoint {path} by {worst:.2e} > "
+                       f"{PARITY_TOLERANCE:g}; nothing written to {out}")
+    cfg, calib = calibrate(scorer, labels, fc, store if store is not None and store.is_dir() else None,
+                           detector or DetectorConfig(), calibrate_minutes, log)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "labels": list(labels),
+            "feature_config": to_dict(fc), "model_config": ckpt["model_config"],
+            "normalization": {"mean": model.feat_mean.tolist(), "std": model.feat_std.tolist(),
+                              "applied": "inside the graph: (features - mean) / std"},
+            "detector": cfg.as_dict(), "calibration": calib, "parity": par,
+            "streaming": {"state_size": scorer.state_size} if scorer.can_stream else None,
+            "source": _source(ckpt, path, run), "exported_by": f"kws-hpc {__version__}",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes(out, with_metadata(graph, meta))
+    load_exported(out)  # the written file opens and describes itself
+    log(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {len(labels)} labels, "
+        f"threshold {cfg.threshold:.2f}, {time.perf_counter() - t0:.1f} s)")
+    return out
+
+
+

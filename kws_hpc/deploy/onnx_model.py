@@ -1,0 +1,254 @@
+"""The exported model file: one ONNX graph plus the metadata that makes it self-contained.
+
+The graph takes log-mels `features` [B, T, n_mels] (normalised inside, with the training store's mean and
+std) and, for models that can stream, a flat recurrent `state` [B, S]; it returns `logits` [B, C] and
+`state_out`. A zero state gives the full-window forward pass; feeding `state_out` back with the next
+frames steps the RNN without re-reading the window. The model file's metadata (key `kws_hpc`, JSON)
+carries the label order, the feature config, the model config, normalisation, detector settings and
+thresholds, and the parity measured at export, so the live detector needs nothing else.
+
+`OnnxScorer` runs the file with onnxruntime; `TorchScorer` runs a checkpoint's model the same way.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kws_hpc.config import FeatureConfig, ModelConfig, from_dict
+from kws_hpc.deploy.detector import DetectorConfig
+from kws_hpc.errors import KwsError
+
+FORMAT = "kws-hpc-onnx"
+FORMAT_VERSION = 1
+META_KEY = "kws_hpc"
+OPSET = 17
+
+
+@contextmanager
+def one_thread():
+    """torch on one thread: the real-time factor is per thread, and small tensors only lose time to
+    thread hand-offs (badly so on a busy machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _graph_module(model):
+    """The module to export: `StepGraph` for models that can stream, the model itself otherwise."""
+    import torch
+    from torch import nn
+
+    class StepGraph(nn.Module):
+        """(features, flat state) -> (logits, next flat state), same numbers as KwsRNN.forward / .step."""
+
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+            cfg = m.cfg
+            self.lstm, self.mean = cfg.cell == "lstm", cfg.head == "mean"
+            self.layers, self.hidden = cfg.layers, cfg.hidden
+            self.rnn_size = cfg.layers * cfg.hidden * (2 if self.lstm else 1)
+
+        def _unpack(self, flat):
+            return flat.reshape(-1, self.layers, self.hidden).transpose(0, 1).contiguous()
+
+        def forward(self, features, state):
+            m, lh = self.m, self.layers * self.hidden
+            h = self._unpack(state[:, :lh])
+            rnn_state = (h, self._unpack(state[:, lh:2 * lh])) if self.lstm else h
+            out, new = m.rnn(m.normalize(features), rnn_state)
+            parts = [t.transpose(0, 1).reshape(-1, lh) for t in (new if self.lstm else (new,))]
+            if self.mean:
+                total = state[:, self.rnn_size:self.rnn_size + self.hidden] + out.sum(1)
+                seen = state[:, -1:] + torch.ones_like(out[:, :, :1]).sum(1)  # frame count as a tensor op
+                pooled = total / seen
+                parts += [total, seen]
+            else:
+                pooled = out[:, -1]
+            return m.classifier(pooled), torch.cat(parts, dim=1)
+
+    return StepGraph(model).eval() if model.can_stream else model.eval()
+
+
+def state_size(model) -> int:
+    """Length of the flat recurrent state of a streaming model (0 when it cannot stream)."""
+    if not model.can_stream:
+        return 0
+    cfg = model.cfg
+    rnn = cfg.layers * cfg.hidden * (2 if cfg.cell == "lstm" else 1)
+    return rnn + (cfg.hidden + 1 if cfg.head == "mean" else 0)
+
+
+def to_onnx(model, frames: int = 100) -> bytes:
+    """Serialise a KwsRNN (eval mode) into ONNX bytes with dynamic batch and time axes.
+
+    Uses torch's TorchScript-based exporter (fast, no extra package, native ONNX GRU/LSTM ops); when a
+    torch version no longer has it, the torch.export-based exporter (needs the onnxscript package).
+    The caller checks parity either way.
+    """
+    import torch
+
+    graph, n_state = _graph_module(model), state_size(model)
+    feats = torch.zeros(2, frames, model.feat_mean.numel())  # example input; both axes stay dynamic
+    args = (feats, torch.zeros(2, n_state)) if n_state else (feats,)
+    names_in = ["features", "state"][: len(args)]
+    names_out = ["logits", "state_out"][: len(args)]
+    axes = {"features": {0: "batch", 1: "frames"}, "logits": {0: "batch"}}
+    if n_state:
+        axes.update(state={0: "batch"}, state_out={0: "batch"})
+    errors = []
+    with warnings.catch_warnings(), torch.no_grad(), one_thread():
+        warnings.simplefilter("ignore")
+        try:
+            buf = io.BytesIO()
+            torch.onnx.export(graph, args, buf, input_names=names_in, output_names=names_out,
+                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+            return buf.getvalue()
+        except Exception as e:  # the legacy exporter is gone or failed: try the new one
+            errors.append(f"TorchScript-based exporter: {e}".splitlines()[0])
+        try:
+            batch, frames = torch.export.Dim("batch"), torch.export.Dim("frames")
+            shapes = ({0: batch, 1: frames}, {0: batch})[: len(args)]
+            prog = torch.onnx.export(graph, args, input_names=names_in, output_names=names_out,
+                                     dynamic_shapes=shapes, opset_version=max(OPSET, 18), dynamo=True)
+            return prog.model_proto.SerializeToString()
+        except Exception as e:
+            errors.append(f"torch.export-based exporter: {e}".splitlines()[0])
+    raise KwsError("cannot export the model to ONNX (" + "; ".join(errors) + "); the torch.export-based "
+                   "exporter needs the onnxscript package (pip install onnxscript)")
+
+
+def with_metadata(onnx_bytes: bytes, meta: dict) -> bytes:
+    """The ONNX bytes with `meta` stored as JSON under the `kws_hpc` metadata key."""
+    import onnx
+
+    proto = onnx.load_from_string(onnx_bytes)
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, {META_KEY: json.dumps(meta, sort_keys=True)})
+    proto.producer_name = "kws-hpc"
+    return proto.SerializeToString()
+
+
+class TorchScorer:
+    """A KwsRNN behind the scorer interface: `window(features)` and `step(frames, state)` in numpy."""
+
+    def __init__(self, model):
+        self.model = model.eval()
+        self.graph = _graph_module(model)
+        self.state_size = state_size(model)
+
+    @property
+    def can_stream(self) -> bool:
+        return self.state_size > 0
+
+    def window(self, features: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return self.model(torch.from_numpy(np.ascontiguousarray(features, np.float32))).numpy()
+
+    def step(self, frames: np.ndarray, state: np.ndarray | None):
+        import torch
+
+        if state is None:
+            state = np.zeros((frames.shape[0], self.state_size), np.float32)
+        with torch.no_grad():
+            logits, new = self.graph(torch.from_numpy(np.ascontiguousarray(frames, np.float32)),
+                                     torch.from_numpy(state))
+        return logits.numpy(), new.numpy()
+
+
+class OnnxScorer:
+    """An exported file (path or bytes) run by onnxruntime on `threads` CPU threads."""
+
+    def __init__(self, model: str | Path | bytes, threads: int = 1):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        so.log_severity_level = 3
+        src = model if isinstance(model, bytes) else str(model)
+        try:
+            self.session = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own untyped errors for foreign files
+            what = "the exported bytes" if isinstance(model, bytes) else str(model)
+            raise KwsError(f"{what} is not a readable ONNX model ({str(e).splitlines()[0][:200]}); "
+                           "export one with kws-hpc export") from e
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        state = [i for i in self.session.get_inputs() if i.name == "state"]
+        self.state_size = int(state[0].shape[1]) if state else 0
+        self.metadata = self.session.get_modelmeta().custom_metadata_map
+
+    @property
+    def can_stream(self) -> bool:
+        return self.state_size > 0
+
+    def window(self, features: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(features, np.float32)
+        feed = {"features": x}
+        if self.state_size:
+            feed["state"] = np.zeros((x.shape[0], self.state_size), np.float32)
+        return self.session.run(["logits"], feed)[0]
+
+    def step(self, frames: np.ndarray, state: np.ndarray | None):
+        if not self.state_size:
+            raise KwsError("this model cannot stream (bidirectional, conv front-end, attention head or clip-norm); "
+                           "drop --streaming")
+        x = np.ascontiguousarray(frames, np.float32)
+        if state is None:
+            state = np.zeros((x.shape[0], self.state_size), np.float32)
+        logits, new = self.session.run(["logits", "state_out"], {"features": x, "state": state})
+        return logits, new
+
+
+@dataclass
+class ExportedModel:
+    """A loaded export: the runnable scorer and what the file says about itself."""
+
+    path: Path
+    scorer: OnnxScorer
+    labels: list
+    feature_config: FeatureConfig
+    model_config: ModelConfig
+    detector: DetectorConfig
+    meta: dict
+
+
+def load_exported(path: str | Path, threads: int = 1) -> ExportedModel:
+    """Open an exported file and check it describes itself (format, labels, feature config, shapes)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise KwsError(f"model file {p} does not exist; make one with kws-hpc export RUN --out {p.name}")
+    scorer = OnnxScorer(p, threads)
+    raw = scorer.metadata.get(META_KEY)
+    if raw is None:
+        raise KwsError(f"{p} has no kws-hpc metadata (label order, feature config); "
+                       "export it with kws-hpc export")
+    meta = json.loads(raw)
+    if meta.get("format") != FORMAT or int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise KwsError(f"{p} is format {meta.get('format')} v{meta.get('format_version')}; this kws-hpc "
+                       f"reads {FORMAT} up to v{FORMAT_VERSION}: upgrade kws-hpc or re-export")
+    missing = [k for k in ("labels", "feature_config", "model_config") if not meta.get(k)]
+    if missing:
+        raise KwsError(f"{p} lacks {' and '.join(missing)} in its metadata; re-export it with kws-hpc export")
+    labels, fc = list(meta["labels"]), from_dict(FeatureConfig, meta["feature_config"])
+    out = scorer.session.get_outputs()[0].shape[-1]
+    n_mels = scorer.session.get_inputs()[0].shape[-1]
+    if out != len(labels) or n_mels != fc.n_mels:
+        raise KwsError(f"{p}: the graph has {out} outputs and {n_mels} mel inputs but its metadata says "
+                       f"{len(labels)} labels and {fc.n_mels} mels; the file is inconsistent, re-export it")
+    return ExportedModel(path=p, scorer=scorer, labels=labels, feature_config=fc,
+                         model_config=from_dict(ModelConfig, meta["model_config"]),
+                         detector=DetectorConfig.from_dict(meta.get("detector") or {}), meta=meta)

@@ -1,0 +1,149 @@
+"""Scoring detections against a stream's truth: hits, misses, false alarms per hour, latency, voice gate.
+
+A detection is a hit when a truth word with the same label has its onset at most `tolerance_s` before the
+detection (and not after it); detections are matched in time order to the earliest such word, and each
+truth word is matched at most once. Every other detection is a false alarm (a substitution when it fell on
+another keyword). Truth rows whose word is not one of the model's keywords (other words, noise bursts)
+are never expected, so a detection on them is a false alarm.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from kws_hpc.deploy.detector import Detection, DetectorConfig, replay
+from kws_hpc.data.teststream import TruthEvent
+
+TOLERANCE_S = 1.5  # a word may be detected up to this long after its onset
+THRESHOLDS = tuple(np.round(np.arange(0.30, 0.991, 0.01), 2))
+
+
+@dataclass
+class Score:
+    keywords: int  # truth words that are model keywords
+    hits: int
+    false_alarms: int
+    substitutions: int  # false alarms that fell on another keyword (also counted there)
+    seconds: float  # stream duration
+    latencies: list = field(default_factory=list)  # detection time - onset, per hit
+    per_class: dict = field(default_factory=dict)  # label -> {truth, hits, false_alarms}
+
+    @property
+    def misses(self) -> int:
+        return self.keywords - self.hits
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.keywords if self.keywords else float("nan")
+
+    @property
+    def fa_per_hour(self) -> float:
+        return self.false_alarms * 3600.0 / self.seconds if self.seconds > 0 else float("nan")
+
+    def latency(self, q: float = 50) -> float:
+        return float(np.percentile(self.latencies, q)) if self.latencies else float("nan")
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.update(misses=self.misses, hit_rate=self.hit_rate, fa_per_hour=self.fa_per_hour,
+                 latency_mean=float(np.mean(self.latencies)) if self.latencies else None,
+                 latency_median=self.latency(50) if self.latencies else None,
+                 latency_p90=self.latency(90) if self.latencies else None)
+        return d
+
+    def summary(self) -> str:
+        lat = (f"latency median {self.latency(50):.2f} s, mean {np.mean(self.latencies):.2f} s, "
+               f"p90 {self.latency(90):.2f} s" if self.latencies else "latency n/a")
+        return (f"{self.keywords} keywords: {self.hits} hits ({100 * self.hit_rate:.1f} %), "
+                f"{self.misses} misses, {self.false_alarms} false alarms ({self.fa_per_hour:.1f} per hour, "
+                f"{self.substitutions} substitutions) in {self.seconds / 60:.2f} min; {lat}")
+
+
+def score(detections: Sequence[Detection], truth: Sequence[TruthEvent], labels: Sequence[str], seconds: float,
+          tolerance_s: float = TOLERANCE_S) -> Score:
+    """Match detections to truth keywords (see the module doc) and count."""
+    keywords = {lab for lab in labels if not lab.startswith("_")}
+    expected = sorted((e for e in truth if e.word in keywords), key=lambda e: e.onset)
+    used = [False] * len(expected)
+    per = {lab: {"truth": 0, "hits": 0, "false_alarms": 0} for lab in sorted(keywords)}
+    for e in expected:
+        per[e.word]["truth"] += 1
+    hits, fas, subs, lat = 0, 0, 0, []
+    for d in sorted(detections, key=lambda d: d.time):
+        near = [i for i, e in enumerate(expected) if e.onset <= d.time + 1e-9 <= e.onset + tolerance_s + 2e-9]
+        match = next((i for i in near if not used[i] and expected[i].word == d.label), None)
+        if match is None:
+            fas += 1
+            subs += any(expected[i].word != d.label for i in near)
+            per.setdefault(d.label, {"truth": 0, "hits": 0, "false_alarms": 0})["false_alarms"] += 1
+            continue
+        used[match] = True
+        hits += 1
+        per[d.label]["hits"] += 1
+        lat.append(round(d.time - expected[match].onset, 4))
+    return Score(keywords=len(expected), hits=hits, false_alarms=fas, substitutions=subs, seconds=seconds,
+                 latencies=lat, per_class=per)
+
+
+def sweep(times, smoothed: np.ndarray, labels, cfg: DetectorConfig, truth, seconds: float,
+          thresholds: Sequence[float] = THRESHOLDS, tolerance_s: float = TOLERANCE_S
+          ) -> list[tuple[float, Score]]:
+    """Score a recorded trace under each global threshold (smoothing and gate unchanged)."""
+    rows = []
+    for t in thresholds:
+        at_t = dataclasses.replace(cfg, threshold=float(t), class_thresholds={})
+        dets = replay(times, smoothed, labels, at_t)
+        rows.append((float(t), score(dets, truth, labels, seconds, tolerance_s)))
+    return rows
+
+
+def pick_threshold(rows: list[tuple[float, Score]], fa_weight: float = 1.0) -> float:
+    """The middle of the widest run of thresholds with the fewest misses + fa_weight * false alarms."""
+    cost = np.array([s.misses + fa_weight * s.false_alarms for _, s in rows])
+    best = np.flatnonzero(cost <= cost.min() + 1e-9)
+    runs = np.split(best, np.flatnonzero(np.diff(best) > 1) + 1)
+    widest = max(runs, key=len)
+    return rows[int(widest[len(widest) // 2])][0]
+
+
+def vad_score(flags: np.ndarray, truth: Sequence[TruthEvent], frame_s: float = 0.01,
+              clip_s: float = 1.0) -> dict:
+    """How the voice gate's frame flags line up with the truth: recall on words, activity elsewhere.
+
+    `speech_recall`: share of word frames (keywords and other words, onset to offset) marked voice;
+    `words_reached`: share of words with at least one voice frame (a word without one cannot be detected);
+    `clip_active`: share of the rest of the words' clips (their own recorded background) marked voice;
+    `noise_active`: same on noise bursts; `quiet_active`: same on the stream's background between events.
+    """
+    flags = np.asarray(flags, bool)
+    n = len(flags)
+    speech, clip, noise = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
+    reached = []
+
+    def span(a: float, b: float) -> slice:
+        i = int(a / frame_s)
+        return slice(i, max(i + 1, int(np.ceil(b / frame_s))))
+
+    for e in truth:
+        if e.kind == "noise":
+            noise[span(e.onset, e.offset)] = True
+            continue
+        clip[span(e.clip_start, max(e.offset, e.clip_start + clip_s))] = True
+        speech[span(e.onset, e.offset)] = True
+        if int(e.onset / frame_s) < n:
+            reached.append(bool(flags[span(e.onset, e.offset)].any()))
+    clip &= ~speech
+    noise &= ~(speech | clip)
+    quiet = ~(speech | clip | noise)
+
+    def share(mask):
+        return float(flags[mask].mean()) if mask.any() else float("nan")
+
+    return {"speech_recall": share(speech),
+            "words_reached": float(np.mean(reached)) if reached else float("nan"),
+            "clip_active": share(clip), "noise_active": share(noise), "quiet_active": share(quiet),
+            "frames": n}

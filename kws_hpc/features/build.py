@@ -1,0 +1,244 @@
+"""The feature job: clips in, one HDF5 file per split out, once per signature.
+
+Worker processes decode clips and compute their log-mels in batches; the main process only writes.
+Rerunning with the same data and settings finds the finished store and recomputes nothing; a killed
+run leaves `.partial` files that the next run replaces, keeping any split already finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing as mp
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from kws_hpc.data import split as D
+from kws_hpc.config import SPLITS, DataConfig, FeatureConfig, signature, to_dict
+from kws_hpc.errors import KwsError
+from kws_hpc.features.logmel import add_noise, log_mel, time_shift
+from kws_hpc.data.source import BadClip, FolderSource, Source, decode_wav, fix_length, open_source
+from kws_hpc.features.store import PARTIAL, is_complete, split_attrs, write_split, _attrs_match
+from kws_hpc.io import lock, remove_stale, write_json
+from kws_hpc.progress import bar as progress_bar
+
+CHUNK = 128  # clips per worker task: large enough to batch the mel, small enough for a smooth bar
+_NOISE: dict = {}
+
+
+def _init_worker(noise: dict) -> None:
+    import torch
+
+    global _NOISE
+    _NOISE = noise
+    torch.set_num_threads(1)  # one process per core; intra-op threads would fight over them
+
+
+def _bytes(payload) -> bytes:
+    return payload if isinstance(payload, bytes) else Path(payload).read_bytes()
+
+
+def _probe(item):
+    rel, payload = item
+    try:
+        return rel, len(decode_wav(_bytes(payload))), ""
+    except BadClip as e:
+        return rel, -1, str(e)
+    except OSError as e:
+        return rel, -1, f"unreadable file: {e.strerror or e}"
+
+
+def _augment(wave: np.ndarray, path: str, k: int, cfg: DataConfig, sr: int) -> np.ndarray:
+    rng = np.random.default_rng([cfg.seed, int(hashlib.sha1(path.encode()).hexdigest()[:8], 16), k])
+    max_shift = int(cfg.augment_shift_ms * sr / 1000)
+    wave = time_shift(wave, int(rng.integers(-max_shift, max_shift + 1)))
+    if _NOISE:
+        noise = _NOISE[sorted(_NOISE)[int(rng.integers(len(_NOISE)))]]
+        start = int(rng.integers(0, max(1, len(noise) - len(wave))))
+        seg = fix_length(noise[start:start + len(wave)], len(wave))
+    else:
+        seg = rng.standard_normal(len(wave)).astype(np.float32)
+    return add_noise(wave, seg, float(rng.uniform(*cfg.augment_snr_db)))
+
+
+def _featurize(task):
+    """Decode a chunk of clips (plus augmented copies) and compute their log-mels in one batch."""
+    feat_cfg, data_cfg, jobs = task
+    n = feat_cfg.clip_samples
+    waves = []
+    for payload, clip, copies in jobs:
+        if clip.label == D.SILENCE:
+            wave = clip.gain * fix_length(_NOISE[clip.path.split("#")[0]][clip.start:clip.start + n], n)
+        else:
+            wave = fix_length(decode_wav(_bytes(payload), feat_cfg.sample_rate), n)
+        waves.append(wave)
+        waves += [_augment(wave, clip.path, k, data_cfg, feat_cfg.sample_rate) for k in range(1, copies + 1)]
+    return log_mel(np.stack(waves).astype(np.float32), feat_cfg).astype(feat_cfg.dtype)
+
+
+def _payloads(source: Source, paths: list[str]):
+    """(path, payload) in source order: file paths for a folder (workers read them), bytes for an archive."""
+    if isinstance(source, FolderSource):
+        return ((p, str(source.local_path(p))) for p in paths)
+    return source.iter_bytes(paths)
+
+
+def _pool(workers: int, noise: dict):
+    if workers <= 0:
+        _init_worker(noise)
+        return None
+    return mp.get_context().Pool(workers, initializer=_init_worker, initargs=(noise,))
+
+
+def _map(pool, fn, items, chunksize=1):
+    return map(fn, items) if pool is None else pool.imap(fn, items, chunksize=chunksize)
+
+
+def build_store(data: str | Path, data_cfg: DataConfig = DataConfig(), feat_cfg: FeatureConfig = FeatureConfig(),
+                out: str | Path = "features", workers: Optional[int] = None, progress: bool = True,
+                log: Callable[[str], None] = print) -> Path:
+    """Build (or find, or complete) the feature store for `data`; returns its folder."""
+    t0 = time.perf_counter()
+    source = open_source(data)
+    fingerprint = source.fingerprint()
+    sig = signature(feat_cfg, data_cfg, fingerprint)
+    store = Path(out).expanduser() / sig
+    if is_complete(store):
+        log(f"store {sig} is complete: nothing recomputed (checked in {time.perf_counter() - t0:.2f} s)")
+        return store
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with lock(store, what=f"store {sig}", log=log):  # a second job on the same store waits for this one
+        if is_complete(store):
+            log(f"store {sig} was completed by another job: nothing recomputed")
+            return store
+        if store.is_dir() and remove_stale(store, f".*{PARTIAL}"):
+            log(f"removed split files left unfinished by an interrupted run in {store}")
+        return _build(source, data, data_cfg, feat_cfg, store, sig, fingerprint, workers, progress, log, t0)
+
+
+def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint: str, workers, progress,
+           log, t0: float) -> Path:
+    """The feature job proper, with the store's lock held."""
+    workers = available_cpus() if workers is None else workers
+    clips, keywords, extras = D.scan(source, data_cfg)
+    labels = D.label_names(keywords, extras)
+    noise = _read_noise(source, feat_cfg)
+    pool = _pool(workers, noise)
+    try:
+        _probe_all(source, clips, pool, progress)
+        clips = D.select(clips, data_cfg, keywords, extras, {p: len(w) for p, w in noise.items()})
+        used = [c for c in clips if c.used]
+        if not used:
+            reasons = Counter(c.reason for c in clips if c.reason)
+            why = ", ".join(f"{n} {r}" for r, n in reasons.most_common(4)) or "no clips found"
+            raise KwsError(f"nothing usable in {data} for vocabulary {data_cfg.vocab!r} ({why}); "
+                           "check the path and --vocab")
+        store.mkdir(parents=True, exist_ok=True)
+        D.write_manifest(clips, store / "clips.tsv")
+        for split in SPLITS:
+            path = store / f"{split}.h5"
+            if path.is_file() and _attrs_match(path, sig):
+                log(f"{split}.h5 already written, kept")
+                continue
+            rows = [c for c in used if c.split == split]
+            copies = data_cfg.augment if split == "train" else 0
+            _write(source, rows, copies, labels, path, split, sig, fingerprint, feat_cfg, data_cfg, pool, progress)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+    summary = _summary(clips, labels, sig, fingerprint, data, feat_cfg, data_cfg, time.perf_counter() - t0)
+    write_json(store / "summary.json", summary)
+    _log_summary(summary, log)
+    return store
+
+
+def available_cpus() -> int:
+    """Cores this process may use (a Slurm allocation, an affinity mask), not all of the node's."""
+    if os.environ.get("SLURM_CPUS_PER_TASK"):
+        return int(os.environ["SLURM_CPUS_PER_TASK"])
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _read_noise(source: Source, cfg: FeatureConfig) -> dict:
+    paths = [e.path for e in source.files() if e.path.startswith(D.BACKGROUND + "/") and e.path.endswith(".wav")]
+    noise = {}
+    for path, raw in source.iter_bytes(paths):
+        try:
+            noise[path] = decode_wav(raw, cfg.sample_rate)
+        except BadClip:
+            continue  # a bad noise file only means less noise; the manifest lists words, not noise
+    return noise
+
+
+def _probe_all(source: Source, clips: list, pool, progress: bool) -> None:
+    """Decode every candidate clip once: record its length, or the reason it is unusable."""
+    todo = {c.path: c for c in clips if c.label and not c.reason}
+    with progress_bar(len(todo), "checking clips", "clip", progress) as bar:
+        for rel, samples, reason in _map(pool, _probe, _payloads(source, list(todo)), chunksize=64):
+            todo[rel].samples, todo[rel].reason = samples, reason
+            bar.update()
+
+
+def _write(source, rows, copies, labels, path, split, sig, fingerprint, feat_cfg, data_cfg, pool, progress):
+    """Featurize one split's clips (words in source order, then silence) into `path`."""
+    words = [c for c in rows if c.label != D.SILENCE]
+    rows = words + [c for c in rows if c.label == D.SILENCE]
+    index = {lab: i for i, lab in enumerate(labels)}
+    meta = {  # each clip is followed by its augmented copies
+        "labels": [index[c.label] for c in rows for _ in range(copies + 1)],
+        "speaker": [c.speaker for c in rows for _ in range(copies + 1)],
+        "path": [c.path for c in rows for _ in range(copies + 1)],
+        "augmented": [k for _ in rows for k in range(copies + 1)],
+    }
+
+    def tasks():
+        payloads = _payloads(source, [c.path for c in words])
+        chunk = []
+        for clip in rows:
+            payload = None
+            if clip.label != D.SILENCE:
+                rel, payload = next(payloads)
+                assert rel == clip.path, f"source order changed: {rel} != {clip.path}"
+            chunk.append((payload, clip, copies))
+            if len(chunk) == CHUNK:
+                yield feat_cfg, data_cfg, chunk
+                chunk = []
+        if chunk:
+            yield feat_cfg, data_cfg, chunk
+
+    n = len(rows) * (copies + 1)
+    with progress_bar(n, f"{split}.h5", "clip", progress) as bar:
+        def chunks():
+            for feats in _map(pool, _featurize, tasks()):
+                bar.update(len(feats))
+                yield feats
+        write_split(path, chunks(), n, meta, split_attrs(sig, fingerprint, labels, feat_cfg, data_cfg, split),
+                    feat_cfg, with_stats=(split == "train"))
+
+
+def _summary(clips, labels, sig, fingerprint, data, feat_cfg, data_cfg, seconds) -> dict:
+    skipped = Counter(c.reason.split(":")[0] for c in clips if c.reason)
+    bad = [{"path": c.path, "reason": c.reason} for c in clips
+           if c.reason and not c.reason.startswith(("word not in", "unknown word not", "over quota"))]
+    return {
+        "signature": sig, "fingerprint": fingerprint, "data": str(Path(data).resolve()), "labels": labels,
+        "feature_config": to_dict(feat_cfg), "data_config": to_dict(data_cfg),
+        "counts": D.split_counts(clips, labels, data_cfg),
+        "augmented_copies": data_cfg.augment,
+        "clips_seen": len([c for c in clips if c.label != D.SILENCE]),
+        "skipped": dict(skipped), "bad_clips": bad, "seconds": round(seconds, 2),
+    }
+
+
+def _log_summary(summary: dict, log) -> None:
+    c = summary["counts"]
+    log(f"store {summary['signature']}: {len(summary['labels'])} classes, train {c['train']['total']}"
+        f" (+{summary['augmented_copies']}x augmented), val {c['val']['total']}, test {c['test']['total']} clips"
+        f" in {summary['seconds']:.1f} s")
+    if summary["bad_clips"]:
+        log(f"skipped {len(summary['bad_clips'])} unusable clip(s); reasons in clips.tsv and summary.json")

@@ -1,0 +1,171 @@
+"""The HDF5 feature store: written once per signature, read whole into memory by training.
+
+Layout of `OUT/<signature>/`: `train.h5`, `val.h5`, `test.h5`, `clips.tsv`, `summary.json`. Each .h5
+holds `features` [N, frames, n_mels], `labels` [N], `speaker` and `path` strings [N], `augmented` [N]
+(0 = original, k = k-th augmented copy) and describes itself in attributes: `labels` (JSON class
+order), `config` (feature config JSON), `data_config`, `signature`, `fingerprint`, and in train.h5
+the per-mel `mean` and `std`. Files are written under a temporary name and renamed when complete;
+summary.json is written last and marks the store complete.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from kws_hpc.config import SPLITS, DataConfig, FeatureConfig, from_dict, to_dict
+from kws_hpc.errors import KwsError
+from kws_hpc.io import atomic_path
+
+FORMAT_VERSION = 1
+PARTIAL = ".partial"  # suffix of a split file being written (a killed job leaves one; the next run removes it)
+
+
+@dataclass
+class StoreInfo:
+    """What a store says about itself (read from summary.json and train.h5)."""
+
+    path: Path
+    signature: str
+    labels: list
+    feature_config: FeatureConfig
+    data_config: DataConfig
+    fingerprint: str
+    mean: np.ndarray
+    std: np.ndarray
+    summary: dict
+
+
+@dataclass
+class SplitData:
+    """One split, read into memory."""
+
+    features: np.ndarray  # [N, frames, n_mels] float32
+    labels: np.ndarray  # [N] int64
+    speakers: list
+    paths: list
+    augmented: np.ndarray  # [N] int8
+
+
+def is_complete(store_dir: Path) -> bool:
+    return (store_dir / "summary.json").is_file() and all((store_dir / f"{s}.h5").is_file() for s in SPLITS)
+
+
+def write_split(path: Path, feats_iter, n: int, meta: dict, attrs: dict, cfg: FeatureConfig,
+                with_stats: bool) -> None:
+    """Write one split file from an iterator of float feature chunks, then rename it into place.
+
+    `meta` holds the per-row arrays (labels, speaker, path, augmented); `with_stats` adds the per-mel
+    mean and std (train.h5), accumulated in float64 while the chunks stream past.
+    """
+    import h5py
+
+    shape = (n, cfg.frames, cfg.n_mels)
+    s1 = np.zeros(cfg.n_mels)
+    s2 = np.zeros(cfg.n_mels)
+    with atomic_path(path, suffix=PARTIAL) as tmp, h5py.File(tmp, "w") as f:
+        ds = f.create_dataset("features", shape=shape, dtype=cfg.dtype,
+                              chunks=(max(1, min(n, 256)), cfg.frames, cfg.n_mels) if n else None)
+        f.create_dataset("labels", data=np.asarray(meta["labels"], dtype=np.int32))
+        f.create_dataset("augmented", data=np.asarray(meta["augmented"], dtype=np.int8))
+        str_t = h5py.string_dtype()
+        f.create_dataset("speaker", data=np.asarray(meta["speaker"], dtype=object), dtype=str_t)
+        f.create_dataset("path", data=np.asarray(meta["path"], dtype=object), dtype=str_t)
+        pos = 0
+        for chunk in feats_iter:
+            ds[pos:pos + len(chunk)] = chunk
+            c64 = chunk.astype(np.float64).reshape(-1, cfg.n_mels)
+            s1 += c64.sum(0)
+            s2 += (c64 ** 2).sum(0)
+            pos += len(chunk)
+        if pos != n:
+            raise RuntimeError(f"{path.name}: wrote {pos} rows, expected {n}")
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        if with_stats:
+            count = max(1, n * cfg.frames)
+            mean = s1 / count
+            std = np.sqrt(np.maximum(s2 / count - mean ** 2, 1e-12))
+            f.attrs["mean"] = mean.astype(np.float32)
+            f.attrs["std"] = std.astype(np.float32)
+
+
+def split_attrs(signature: str, fingerprint: str, labels: list, feat_cfg: FeatureConfig,
+                data_cfg: DataConfig, split: str) -> dict:
+    return {
+        "signature": signature, "fingerprint": fingerprint, "split": split, "format_version": FORMAT_VERSION,
+        "labels": json.dumps(labels), "config": json.dumps(to_dict(feat_cfg)),
+        "data_config": json.dumps(to_dict(data_cfg)),
+    }
+
+
+def _attrs_match(path: Path, signature: str) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("signature") == signature
+    except OSError:
+        return False
+
+
+def open_store(store_dir: str | Path) -> StoreInfo:
+    """Open a complete store; a missing or unfinished one is a clear error."""
+    import h5py
+
+    p = Path(store_dir).expanduser()
+    if not p.is_dir():
+        raise KwsError(f"feature store {p} does not exist; build it with kws-hpc features --data PATH")
+    if not is_complete(p):
+        missing = [n for n in ["summary.json"] + [f"{s}.h5" for s in SPLITS] if not (p / n).is_file()]
+        raise KwsError(f"feature store {p} is unfinished (missing {', '.join(missing)}); "
+                       "re-run kws-hpc features with the same options to complete it")
+    summary = json.loads((p / "summary.json").read_text())
+    with h5py.File(p / "train.h5", "r") as f:
+        a = dict(f.attrs)
+    return StoreInfo(
+        path=p, signature=str(a["signature"]), labels=json.loads(a["labels"]),
+        feature_config=from_dict(FeatureConfig, json.loads(a["config"])),
+        data_config=from_dict(DataConfig, json.loads(a["data_config"])),
+        fingerprint=str(a["fingerprint"]), mean=np.asarray(a["mean"], np.float32),
+        std=np.asarray(a["std"], np.float32), summary=summary,
+    )
+
+
+def load_split(store_dir: str | Path, split: str, expect_signature: Optional[str] = None) -> SplitData:
+    """Read a whole split into memory (float32); checks the file belongs to the expected store."""
+    import h5py
+
+    if split not in SPLITS:
+        raise KwsError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+    path = Path(store_dir) / f"{split}.h5"
+    if not path.is_file():
+        raise KwsError(f"{path} is missing; re-run kws-hpc features to complete the store")
+    with h5py.File(path, "r") as f:
+        if expect_signature is not None and f.attrs.get("signature") != expect_signature:
+            raise KwsError(f"{path} belongs to store {f.attrs.get('signature')}, expected {expect_signature}")
+        return SplitData(
+            features=f["features"][...].astype(np.float32),
+            labels=f["labels"][...].astype(np.int64),
+            speakers=[s.decode() if isinstance(s, bytes) else s for s in f["speaker"][...]],
+            paths=[s.decode() if isinstance(s, bytes) else s for s in f["path"][...]],
+            augmented=f["augmented"][...],
+        )
+
+
+def check_compatible(info: StoreInfo, labels: list, feature_config: dict | FeatureConfig, what: str) -> None:
+    """Refuse a store whose label order or feature config differs from `what` (a checkpoint, say)."""
+    if list(info.labels) != list(labels):
+        raise KwsError(f"{what} was trained on labels {labels} but store {info.path} has {info.labels}; "
+                       "use a store built with the same vocabulary")
+    theirs = to_dict(feature_config) if not isinstance(feature_config, dict) else feature_config
+    ours = to_dict(info.feature_config)
+    diff = [f"{k}: {theirs.get(k)} vs {ours.get(k)}" for k in sorted(set(theirs) | set(ours))
+            if theirs.get(k) != ours.get(k)]
+    if diff:
+        raise KwsError(f"{what} used a different feature config than store {info.path} ({'; '.join(diff)}); "
+                       "rebuild the store with the checkpoint's feature settings")

@@ -1,0 +1,10 @@
+"""Jobs: cluster profiles (jobs/*.toml) and submitit executors, so any stage runs here, in local
+processes or on Slurm, and is requeued after a time-out."""
+
+from kws_hpc.lazy import exports
+
+__getattr__, __dir__ = exports(__name__, {
+    "JobOptions": "executors", "submit": "executors", "submit_array": "executors", "wait": "executors",
+    "result": "executors", "check_job": "executors", "make_executor": "executors", "Task": "executors",
+    "load_profile": "profiles", "find_profile": "profiles", "EXECUTORS": "profiles", "DEFAULTS": "profiles",
+})

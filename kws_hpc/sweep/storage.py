@@ -1,0 +1,56 @@
+"""Where studies live: a journal file by default (Optuna's JournalFileBackend, safe on NFS), or any RDB URL.
+
+Both kinds record trial heartbeats, so a trial whose worker died is failed and retried; the journal
+storage gets Optuna's heartbeat protocol through `HeartbeatJournalStorage` (see `optuna_compat`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import optuna
+
+from kws_hpc.errors import KwsError
+from kws_hpc.sweep.optuna_compat import RDB_RETRY_KEYWORD, HeartbeatJournalStorage, retry_callback
+
+
+def default_storage(out: str | Path = "runs") -> str:
+    return str(Path(out).expanduser().resolve() / "studies.journal")
+
+
+def storage_url(storage: Optional[str], out: str | Path = "runs") -> str:
+    """Absolute storage location (jobs may start in another folder): URL, journal or SQLite path."""
+    if not storage:
+        return default_storage(out)
+    if storage.startswith("sqlite:///") and not storage.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(storage[len("sqlite:///"):]).expanduser().resolve())
+    if "://" in storage:
+        return storage
+    path = Path(storage).expanduser().resolve()
+    return f"sqlite:///{path}" if path.suffix in (".db", ".sqlite", ".sqlite3") else str(path)
+
+
+def open_storage(url: str, heartbeat: Optional[int] = None, grace: Optional[int] = None):
+    """An Optuna storage for `url`: an RDB URL, or a journal file (created if missing).
+
+    With `heartbeat`, running trials record heartbeats and stale ones are failed and retried.
+    """
+    retry = retry_callback() if heartbeat else None
+    if "://" in url:
+        kw = {}
+        if url.startswith("sqlite:///"):
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            kw = {"engine_kwargs": {"connect_args": {"timeout": 60}}}  # many workers wait for the file lock
+        try:
+            return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace,
+                                              **{RDB_RETRY_KEYWORD: retry}, **kw)
+        except Exception as e:  # a driver that is missing, a server that does not answer
+            first = (str(e).splitlines() or [type(e).__name__])[0]
+            raise KwsError(f"cannot open storage {url}: {first}") from None
+    path = Path(url)
+    if path.is_dir():
+        raise KwsError(f"storage {url} is a folder; give a journal file (e.g. {path / 'studies.journal'})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    backend = optuna.storages.journal.JournalFileBackend(str(path))
+    return HeartbeatJournalStorage(backend, heartbeat, grace, retry)

@@ -1,0 +1,81 @@
+"""Sources (folder and .tar.gz) and WAV decoding, including every way a clip can be bad."""
+
+import io
+import tarfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from kws_hpc.errors import KwsError
+from kws_hpc.data.source import BadClip, FolderSource, TarSource, decode_wav, fix_length, open_source
+
+from conftest import SAMPLE
+
+
+def wav_bytes(x, sr=16000, subtype="PCM_16"):
+    buf = io.BytesIO()
+    sf.write(buf, x, sr, subtype=subtype, format="WAV")
+    return buf.getvalue()
+
+
+def test_decode_good_clip():
+    x = (np.sin(np.arange(8000) / 5) * 0.5).astype(np.float32)
+    y = decode_wav(wav_bytes(x))
+    assert y.dtype == np.float32 and y.shape == (8000,)
+    assert np.max(np.abs(y - x)) < 1e-3
+
+
+@pytest.mark.parametrize("data, reason", [
+    (wav_bytes(np.zeros(16000))[:-9000], "truncated WAV"),
+    (b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk", "truncated WAV"),
+    (b"this is a text file, not audio" * 10, "not a WAV file"),
+    (wav_bytes(np.zeros(44100), sr=44100), "sample rate 44100 Hz"),
+    (wav_bytes(np.zeros((16000, 2))), "2 channels"),
+    (wav_bytes(np.zeros(0)), "no samples"),
+])
+def test_decode_bad_clips_say_why(data, reason):
+    with pytest.raises(BadClip, match=reason):
+        decode_wav(data)
+
+
+def test_fix_length_pads_and_trims():
+    assert np.array_equal(fix_length(np.ones(3), 5), [1, 1, 1, 0, 0])
+    assert np.array_equal(fix_length(np.arange(7), 4), [0, 1, 2, 3])
+
+
+def test_open_source_rejects_missing_and_odd_paths(tmp_path):
+    with pytest.raises(KwsError, match="does not exist"):
+        open_source(tmp_path / "nope")
+    (tmp_path / "x.zip").write_bytes(b"PK")
+    with pytest.raises(KwsError, match="neither a folder nor"):
+        open_source(tmp_path / "x.zip")
+
+
+def test_tar_source_matches_folder(tiny_tree, tmp_path):
+    archive = tmp_path / "sc.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tiny_tree, arcname="speech_commands")  # a wrapping folder, stripped on read
+    folder, packed = FolderSource(tiny_tree), open_source(archive)
+    assert isinstance(packed, TarSource)
+    assert sorted(folder.files(), key=lambda e: e.path) == sorted(packed.files(), key=lambda e: e.path)
+    assert folder.dirs() == packed.dirs()
+    assert folder.fingerprint() == packed.fingerprint()
+    path = folder.files()[3].path
+    assert dict(packed.iter_bytes([path]))[path] == (tiny_tree / path).read_bytes()
+
+
+def test_corrupt_archive_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(KwsError, match="cannot read archive"):
+        open_source(bad).files()
+
+
+@pytest.mark.skipif(not SAMPLE.is_dir(), reason="shared Speech Commands sample not present")
+def test_real_sample_decodes():
+    src = FolderSource(SAMPLE)
+    clips = [e.path for e in src.files() if e.path.endswith(".wav") and not e.path.startswith("_")]
+    assert len(clips) == 300
+    lengths = [len(decode_wav(b)) for _, b in src.iter_bytes(clips)]
+    assert max(lengths) == 16000 and min(lengths) < 16000  # some real clips are shorter than 1 s

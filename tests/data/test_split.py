@@ -1,0 +1,135 @@
+"""Vocabularies, the hash split, official lists, quotas, _unknown_/_silence_ sampling, the manifest."""
+
+import hashlib
+
+import pytest
+
+from kws_hpc.config import DataConfig
+from kws_hpc.data.split import (Clip, hash_split, label_names, read_manifest, resolve_vocab, scan, select,
+                          speaker_of, write_manifest)
+from kws_hpc.errors import KwsError
+from kws_hpc.data.source import FolderSource
+
+from conftest import make_tree
+
+
+def test_speaker_is_name_up_to_nohash():
+    assert speaker_of("yes/0a7c2a8d_nohash_3.wav") == "0a7c2a8d"
+    assert speaker_of("noise/odd.wav") == "odd"
+
+
+def test_hash_split_is_the_data_sets_rule():
+    # The rule from the data set's README, spelled out: sha1 of the speaker id as an integer.
+    name = "right/988e2f9a_nohash_0.wav"
+    h = int(hashlib.sha1(b"988e2f9a").hexdigest(), 16)
+    pct = (h % (2 ** 27)) * (100.0 / (2 ** 27 - 1))
+    expected = "val" if pct < 10 else "test" if pct < 20 else "train"
+    assert hash_split(name) == expected
+
+
+def test_hash_split_percentages_and_speaker_stability():
+    ids = [hashlib.md5(str(i).encode()).hexdigest()[:8] for i in range(4000)]
+    splits = [hash_split(f"yes/{s}_nohash_0.wav") for s in ids]
+    share = {s: splits.count(s) / len(ids) for s in ("train", "val", "test")}
+    assert abs(share["train"] - 0.8) < 0.03 and abs(share["val"] - 0.1) < 0.02
+    # every clip of a speaker, in any word folder, lands in the same split
+    for s, split in zip(ids[:200], splits):
+        assert {hash_split(f"{w}/{s}_nohash_{n}.wav") for w in ("no", "go") for n in range(3)} == {split}
+    # other percentages move the boundaries, not the order
+    wide = [hash_split(f"yes/{s}_nohash_0.wav", 20, 20) for s in ids]
+    assert all(w != "train" for w, s in zip(wide, splits) if s != "train")
+
+
+def test_vocabularies():
+    assert resolve_vocab("seed12", [])[0][:3] == ["yes", "no", "bird"]
+    words, extras = resolve_vocab("v2-12", [])
+    assert extras and label_names(words, extras)[-2:] == ["_silence_", "_unknown_"]
+    assert resolve_vocab("digits", [])[0][0] == "zero"
+    assert resolve_vocab("all", ["b", "a", "_background_noise_"])[0] == ["a", "b"]
+    assert resolve_vocab("up, down", [])[0] == ["up", "down"]
+    with pytest.raises(KwsError):
+        resolve_vocab("up,up", [])
+
+
+def test_scan_is_speaker_disjoint_and_lists_everything(tiny_tree):
+    (tiny_tree / "yes" / "notes.txt").write_text("not audio")
+    try:
+        clips, words, extras = scan(FolderSource(tiny_tree), DataConfig(vocab="yes,no,up"))
+    finally:
+        (tiny_tree / "yes" / "notes.txt").unlink()
+    assert words == ["yes", "no", "up"] and not extras
+    by_speaker = {}
+    for c in clips:
+        by_speaker.setdefault(c.speaker, set()).add(c.split)
+    assert all(len(s) == 1 for s in by_speaker.values())
+    reasons = {c.path: c.reason for c in clips}
+    assert reasons["yes/notes.txt"] == "not a .wav file"
+    assert reasons[next(p for p in reasons if p.startswith("go/"))] == "word not in vocabulary"
+    assert sum(1 for c in clips if c.label) == 3 * 20
+
+
+def test_scan_errors(tmp_path):
+    make_tree(tmp_path, words=["yes"], speakers=2, noise=False)
+    with pytest.raises(KwsError, match="none of the vocabulary"):
+        scan(FolderSource(tmp_path), DataConfig(vocab="digits"))
+    with pytest.raises(KwsError, match="validation_list.txt"):
+        scan(FolderSource(tmp_path), DataConfig(vocab="yes", split="official"))
+
+
+def test_official_split_reads_the_lists(tmp_path):
+    make_tree(tmp_path, words=["yes", "no"], speakers=4, noise=False)
+    val = sorted((tmp_path / "yes").iterdir())[0].relative_to(tmp_path).as_posix()
+    test = sorted((tmp_path / "no").iterdir())[1].relative_to(tmp_path).as_posix()
+    (tmp_path / "validation_list.txt").write_text(val + "\n")
+    (tmp_path / "testing_list.txt").write_text(test + "\n")
+    clips, _, _ = scan(FolderSource(tmp_path), DataConfig(vocab="yes,no", split="official"))
+    splits = {c.path: c.split for c in clips}
+    assert splits[val] == "val" and splits[test] == "test"
+    assert sum(1 for s in splits.values() if s == "train") == 6
+
+
+def test_quotas_cap_each_class(tiny_tree):
+    cfg = DataConfig(vocab="yes,no,up", quota_train=5, quota_test=1)
+    clips, words, extras = scan(FolderSource(tiny_tree), cfg)
+    clips = select(clips, cfg, words, extras, {})
+    for w in words:
+        assert sum(1 for c in clips if c.used and c.split == "train" and c.label == w) == 5
+        assert sum(1 for c in clips if c.used and c.split == "test" and c.label == w) == 1
+    assert any(c.reason == "over quota (5 per class)" for c in clips)
+
+
+def test_v2_12_caps_unknown_and_cuts_silence(tiny_tree):
+    cfg = DataConfig(vocab="v2-12", unknown_percent=10)
+    clips, words, extras = scan(FolderSource(tiny_tree), cfg)
+    clips = select(clips, cfg, words, extras, {"_background_noise_/white.wav": 16000 * 20})
+    train = [c for c in clips if c.used and c.split == "train"]
+    known = sum(1 for c in train if c.label in words)
+    n_unknown = sum(1 for c in train if c.label == "_unknown_")
+    n_silence = sum(1 for c in train if c.label == "_silence_")
+    assert known > 0 and n_unknown == n_silence == -(-known // 10)  # ceil(10 %)
+    assert all(c.word in ("house", "tree") for c in train if c.label == "_unknown_")
+    # silence of each split is cut from its own stretch of the noise file
+    starts = {s: [c.start for c in clips if c.label == "_silence_" and c.split == s] for s in ("train", "test")}
+    assert max(starts["train"]) + 16000 <= 0.8 * 16000 * 20 <= min(starts["test"])
+
+
+def test_manifest_round_trip(tmp_path):
+    clips = [Clip("yes/a_nohash_0.wav", "yes", "yes", "a", "train", 16000),
+             Clip("yes/b.txt", "yes", reason="not a .wav file"),
+             Clip("_background_noise_/w.wav#5", "_background_noise_", "_silence_", "_noise_", "val", 16000, "",
+                  5, 0.5)]
+    write_manifest(clips, tmp_path / "clips.tsv")
+    assert read_manifest(tmp_path / "clips.tsv") == clips
+    assert not (tmp_path / "clips.tsv.tmp").exists()
+
+
+
+def test_extras_add_silence_and_unknown_to_any_vocabulary(tiny_tree):
+    cfg = DataConfig(vocab="yes,no", extras=True, unknown_percent=50)
+    clips, words, extras = scan(FolderSource(tiny_tree), cfg)
+    assert extras and label_names(words, extras) == ["yes", "no", "_silence_", "_unknown_"]
+    clips = select(clips, cfg, words, extras, {"_background_noise_/white.wav": 16000 * 20})
+    train = [c for c in clips if c.used and c.split == "train"]
+    known = sum(1 for c in train if c.label in words)
+    assert sum(1 for c in train if c.label == "_unknown_") == sum(1 for c in train if c.label == "_silence_") \
+        == known // 2

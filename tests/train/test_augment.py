@@ -1,0 +1,139 @@
+"""Stream-window augmentation: moves keep words whole, backgrounds sit at the asked level, cuts relabel."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from kws_hpc.train.augment import NATS_PER_DB, noise_pool, speech_frames, stream_windows
+
+T, F = 100, 40
+FLOOR = math.log(1e-6)
+SIL, UNK = 2, 3
+
+
+def _clip(first: int, last: int, quiet: float = -6.0, loud: float = 2.0) -> torch.Tensor:
+    """A log-mel clip: a noisy quiet background with one loud word on frames first..last."""
+    g = torch.Generator().manual_seed(first * 1000 + last)
+    x = quiet + 0.3 * torch.randn(T, F, generator=g)
+    x[first:last + 1] = loud + 0.3 * torch.randn(last - first + 1, F, generator=g)
+    return x
+
+
+def _batch(n: int = 64):
+    words = [(10 + (7 * i) % 40, 10 + (7 * i) % 40 + 20 + (3 * i) % 25) for i in range(n)]
+    x = torch.stack([_clip(a, b) for a, b in words])
+    y = torch.tensor([i % 2 for i in range(n)])  # keyword classes 0 and 1
+    return x, y, torch.tensor(words)
+
+
+def _pool(n: int = 8) -> torch.Tensor:
+    g = torch.Generator().manual_seed(7)
+    return -4.0 + 0.5 * torch.randn(n, T, F, generator=g)
+
+
+def _loud(x: torch.Tensor, level: float = 0.0) -> torch.Tensor:
+    """[B, T] frames whose mean log-mel is above `level` (the word, in these clips)."""
+    return x.mean(dim=2) > level
+
+
+def test_speech_frames_finds_the_word_and_treats_a_flat_clip_as_all_speech():
+    x, _, words = _batch(8)
+    first, last = speech_frames(x)
+    assert first.tolist() == words[:, 0].tolist() and last.tolist() == words[:, 1].tolist()
+    flat = torch.full((1, T, F), -5.0)
+    f, l = speech_frames(flat)
+    assert (f.item(), l.item()) == (0, T - 1)
+
+
+def test_nothing_changes_at_share_zero():
+    x, y, _ = _batch()
+    x2, y2 = stream_windows(x, y, 0.0, _pool(), FLOOR)
+    assert torch.equal(x2, x) and torch.equal(y2, y)
+
+
+def test_moved_words_stay_whole_and_keep_their_label():
+    torch.manual_seed(0)
+    x, y, words = _batch()
+    x2, y2 = stream_windows(x, y, 1.0, _pool(), FLOOR, silence=SIL, unknown=UNK, partial=0.0, neighbour=0.0)
+    assert torch.equal(y2, y)
+    loud = _loud(x2)
+    lengths = loud.sum(dim=1)
+    assert lengths.tolist() == (words[:, 1] - words[:, 0] + 1).tolist()  # every word frame still inside
+    starts = loud.float().argmax(dim=1)
+    assert (starts != words[:, 0]).float().mean() > 0.8  # and most words moved
+    for i in range(len(x)):  # the word's frames are the original ones (a quieter background adds ~nothing)
+        a, b = int(starts[i]), int(starts[i] + lengths[i])
+        w0, w1 = int(words[i, 0]), int(words[i, 1]) + 1
+        assert torch.allclose(x2[i, a:b], x[i, w0:w1], atol=0.05)
+
+
+def test_background_sits_between_40_db_below_and_at_the_clip_level():
+    torch.manual_seed(1)
+    x, y, _ = _batch()
+    quiet = torch.quantile(torch.logsumexp(x, dim=2), 0.1, dim=1)
+    x2, _ = stream_windows(x, y, 1.0, _pool(), FLOOR, partial=0.0, neighbour=0.0)
+    energy = torch.logsumexp(x2, dim=2)
+    moved_out = ~_loud(x2, -5.5)  # frames of the background only (the clip's own background sits at -6)
+    checked = 0
+    for i in range(len(x)):
+        e = energy[i][moved_out[i]]
+        if len(e):
+            assert e.mean() <= quiet[i] + 1.0 and e.mean() >= quiet[i] - 40 * NATS_PER_DB - 1.0
+            checked += 1
+    assert checked > 10
+
+
+def test_cut_words_keep_10_to_40_percent_of_their_speech_and_become_unknown():
+    torch.manual_seed(2)
+    x, y, words = _batch()
+    y[:4] = SIL
+    x2, y2 = stream_windows(x, y, 1.0, _pool(), FLOOR, silence=SIL, unknown=UNK, partial=1.0)
+    assert (y2[:4] == SIL).all(), "silence is never cut into a word"
+    assert (y2[4:] == UNK).all()
+    kept = _loud(x2[4:]).sum(dim=1).float()
+    length = (words[4:, 1] - words[4:, 0] + 1).float()
+    assert (kept >= 1).all() and (kept <= torch.ceil(0.4 * length) + 1).all()
+    loud = _loud(x2[4:])
+    at_edge = loud[:, 0] | loud[:, -1]
+    assert at_edge.all(), "what is left of the word touches the window's edge"
+
+
+def test_without_an_unknown_class_nothing_is_relabelled():
+    torch.manual_seed(3)
+    x, y, _ = _batch()
+    _, y2 = stream_windows(x, y, 1.0, _pool(), FLOOR, silence=None, unknown=None, partial=1.0)
+    assert torch.equal(y2, y)
+
+
+def test_a_neighbour_reaches_in_at_the_far_side_and_the_word_stays_whole():
+    torch.manual_seed(4)
+    x, y, words = _batch()
+    x2, y2 = stream_windows(x, y, 1.0, _pool(), FLOOR, partial=0.0, neighbour=1.0)
+    assert torch.equal(y2, y)
+    loud = _loud(x2).float()
+    runs = (loud[:, 1:] - loud[:, :-1] == 1).sum(dim=1) + loud[:, 0]  # loud runs per window
+    assert (runs >= 2).float().mean() > 0.3, "some windows show a second word at an edge"
+    extra = loud.sum(dim=1) - (words[:, 1] - words[:, 0] + 1).float()
+    assert (extra >= 0).all() and (extra <= 0.3 * 45 + 1).all()  # longest word here is 45 frames
+
+
+def test_noise_pool_skips_digital_silence_and_needs_a_silence_class():
+    x = torch.stack([torch.full((T, F), FLOOR), _clip(10, 30)])
+    y = torch.tensor([SIL, SIL])
+    assert noise_pool(x, y, None, FLOOR) is None
+    assert len(noise_pool(x, y, SIL, FLOOR)) == 1
+    assert noise_pool(x[:1], y[:1], SIL, FLOOR) is None
+
+
+@pytest.mark.parametrize("pool", [True, False])
+def test_output_keeps_shape_dtype_and_never_drops_below_the_log_floor(pool):
+    torch.manual_seed(5)
+    x, y, _ = _batch()
+    x = x.half()
+    x2, y2 = stream_windows(x, y, 0.5, _pool() if pool else None, FLOOR, silence=SIL, unknown=UNK,
+                            partial=0.2)
+    assert x2.shape == x.shape and x2.dtype == x.dtype and y2.dtype == y.dtype
+    assert x2.float().min() >= FLOOR - 1e-3

@@ -1,0 +1,97 @@
+"""The RNN classifiers: every option's shapes, normalisation, streaming parity, SpecAugment masks."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from kws_hpc.config import ModelConfig
+from kws_hpc.train.models import build_model, count_params, spec_augment
+
+B, T, MELS, CLASSES = 3, 20, 12, 5
+
+
+@pytest.mark.parametrize("cell, head, bidirectional, conv", list(itertools.product(
+    ["gru", "lstm"], ["last", "mean", "attention"], [False, True], [0, 6])))
+def test_every_option_maps_a_batch_to_class_scores(cell, head, bidirectional, conv):
+    cfg = ModelConfig(cell=cell, hidden=8, layers=2, head=head, bidirectional=bidirectional,
+                      conv_channels=conv)
+    model = build_model(cfg, MELS, CLASSES).eval()
+    x = torch.randn(B, T, MELS)
+    assert model(x).shape == (B, CLASSES)
+    assert model.embed(x).shape == (B, 8 * (2 if bidirectional else 1))
+    assert count_params(model) > 0
+
+
+def test_unknown_cell_or_head_is_refused():
+    with pytest.raises(ValueError, match="cell"):
+        build_model(ModelConfig(cell="rnn"), MELS, CLASSES)
+    with pytest.raises(ValueError, match="head"):
+        build_model(ModelConfig(head="max"), MELS, CLASSES)
+
+
+def test_normalisation_lives_in_the_model():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden=8, layers=1, clip_norm=False), MELS, CLASSES).eval()
+    mean, std = torch.randn(MELS), torch.rand(MELS) + 0.5
+    x = torch.randn(B, T, MELS)
+    plain = model(x)
+    model.set_normalization(mean, std)
+    assert torch.allclose(model(x * std + mean), plain, atol=1e-5)
+    assert {"feat_mean", "feat_std"} <= set(model.state_dict())
+
+
+@pytest.mark.parametrize("cell, head", list(itertools.product(["gru", "lstm"], ["last", "mean"])))
+def test_streaming_steps_equal_the_full_forward(cell, head):
+    model = build_model(ModelConfig(cell=cell, hidden=8, layers=2, head=head, clip_norm=False), MELS,
+                        CLASSES).eval()
+    x = torch.randn(B, T, MELS)
+    state, logits = None, None
+    with torch.no_grad():
+        for i in range(0, T, 7):
+            logits, state = model.step(x[:, i:i + 7], state)
+        assert torch.allclose(logits, model(x), atol=1e-5)
+
+
+def test_spec_augment_masks_spans_per_example():
+    torch.manual_seed(0)
+    x = torch.ones(64, 100, 40)
+    out = spec_augment(x, time_masks=1, time_width=10, freq_masks=0, freq_width=6)
+    masked_frames = (out == 0).all(dim=2)  # [B, T]: a time mask blanks every mel of a frame
+    assert ((out == 0) == masked_frames[:, :, None]).all()  # nothing else is touched
+    widths = masked_frames.sum(1)
+    assert widths.max() <= 10 and widths.float().mean() > 3 and len(set(widths.tolist())) > 3
+    for row in masked_frames:  # one contiguous span per example
+        idx = row.nonzero().flatten()
+        assert len(idx) == 0 or idx[-1] - idx[0] + 1 == len(idx)
+    starts = {int(r.nonzero()[0]) for r in masked_frames if r.any()}
+    assert len(starts) > 10  # each example draws its own position
+
+    out = spec_augment(x, time_masks=0, time_width=10, freq_masks=2, freq_width=6)
+    masked_mels = (out == 0).all(dim=1)  # [B, F]
+    assert ((out == 0) == masked_mels[:, None, :]).all()
+    assert masked_mels.sum(1).max() <= 12 and masked_mels.any()
+
+
+def test_spec_augment_fills_with_a_per_mel_value_and_keeps_the_rest():
+    torch.manual_seed(1)
+    x = torch.randn(8, 30, MELS)
+    fill = torch.arange(MELS, dtype=torch.float32) + 100
+    out = spec_augment(x, 2, 5, 2, 3, fill=fill)
+    changed = out != x
+    assert changed.any()
+    assert torch.equal(out[changed], fill.expand_as(x)[changed])
+    assert torch.equal(spec_augment(x, 0, 5, 0, 3), x)
+
+
+def test_clip_norm_makes_the_model_blind_to_recording_level():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden=8, layers=1, clip_norm=True), MELS, CLASSES).eval()
+    x = torch.randn(B, T, MELS)
+    louder = x + 2.3  # a gain is a constant offset in log-mel
+    assert torch.allclose(model(x), model(louder), atol=1e-5)
+    assert not model.can_stream
+    plain = build_model(ModelConfig(hidden=8, layers=1, clip_norm=False), MELS, CLASSES).eval()
+    assert not torch.allclose(plain(x), plain(louder), atol=1e-3)
