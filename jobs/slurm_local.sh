@@ -5,7 +5,9 @@
 #         starts munged, writes /etc/slurm/slurm.conf for this node (only if absent or written by
 #         this script), starts slurmctld and slurmd and waits until the node is idle. Idempotent:
 #         whatever already runs is left alone.
-# stop    shuts down slurmctld/slurmd (scontrol shutdown) and the munged this script started.
+# stop    cancels every job, shuts down slurmctld/slurmd (scontrol shutdown), then ends whatever of
+#         slurmctld, slurmd and slurmstepd is left (found by name, not by pid file), and the munged
+#         this script started.
 # status  prints what runs; exit 0 when the node accepts jobs, 3 otherwise.
 #
 # Environment: SLURM_LOCAL_PARTITION (default debug), SLURM_LOCAL_NO_INSTALL=1 (never run apt-get),
@@ -17,6 +19,7 @@ WAIT="${SLURM_LOCAL_WAIT:-60}"
 CONF=/etc/slurm/slurm.conf
 MARK="# written by kws_hpc jobs/slurm_local.sh"
 MUNGE_PID=/run/munge/munged.pid
+STARTED_MUNGE=/run/kws_slurm_local.munged  # present when `start` started munged, so `stop` stops it
 CTLD_PID=/run/slurmctld.pid
 SLURMD_PID=/run/slurmd.pid
 PACKAGES=(slurmctld slurmd slurm-client munge)
@@ -71,6 +74,7 @@ start_munge() {
         return
     fi
     runuser -u munge -- /usr/sbin/munged --force
+    touch "$STARTED_MUNGE"
     for _ in $(seq 50); do
         munge -n </dev/null | unmunge >/dev/null 2>&1 && break
         sleep 0.1
@@ -135,30 +139,48 @@ EOF
     fi
 }
 
+running() {  # running NAME: pids of live (not zombie) processes whose command name starts with NAME
+    ps -eo pid=,stat=,comm= | awk -v n="$1" '$2 !~ /^Z/ && index($3, n) == 1 {print $1}'
+}
+
 stop_daemons() {
+    # jobs first: a job step (slurmstepd) outlives a SIGTERM to slurmd and would keep a CPU and its files
+    local jobs
+    jobs=$(squeue -h -o %A 2>/dev/null || true)
+    [[ -n "$jobs" ]] && scancel --full $jobs 2>/dev/null || true
     scontrol shutdown >/dev/null 2>&1 || true
     for _ in $(seq 100); do
-        alive "$CTLD_PID" || alive "$SLURMD_PID" || break
+        [[ -z "$(running slurmctld)$(running slurmd)" ]] && break
         sleep 0.1
     done
-    for f in "$SLURMD_PID" "$CTLD_PID"; do  # whatever ignored the shutdown request
-        if alive "$f"; then kill "$(cat "$f")" 2>/dev/null || true; fi
-    done
+    # whatever ignored the shutdown request, found by what it is, not only by a pid file
+    local pids
+    pids="$(running slurmctld) $(running slurmd) $(running slurmstepd)"
+    if [[ -n "${pids// /}" ]]; then
+        kill $pids 2>/dev/null || true
+        for _ in $(seq 50); do
+            [[ -z "$(running slurmctld)$(running slurmd)$(running slurmstepd)" ]] && break
+            sleep 0.1
+        done
+        pids="$(running slurmctld) $(running slurmd) $(running slurmstepd)"
+        [[ -n "${pids// /}" ]] && kill -9 $pids 2>/dev/null || true
+    fi
+    rm -f "$CTLD_PID" "$SLURMD_PID"
 }
 
 start_daemons() {
-    if [[ "${CONF_CHANGED:-0}" == 1 ]] && { alive "$CTLD_PID" || alive "$SLURMD_PID"; }; then
+    if [[ "${CONF_CHANGED:-0}" == 1 ]] && [[ -n "$(running slurmctld)$(running slurmd)" ]]; then
         stop_daemons  # some settings (AuthInfo) are read only at start
         say "stopped slurmctld and slurmd to load the new $CONF"
     fi
-    if alive "$CTLD_PID"; then
-        say "slurmctld already running (pid $(cat "$CTLD_PID"))"
+    if [[ -n "$(running slurmctld)" ]]; then
+        say "slurmctld already running (pid $(running slurmctld))"
     else
         slurmctld
         say "started slurmctld"
     fi
-    if alive "$SLURMD_PID"; then
-        say "slurmd already running (pid $(cat "$SLURMD_PID"))"
+    if [[ -n "$(running slurmd)" ]]; then
+        say "slurmd already running (pid $(running slurmd))"
     else
         slurmd
         say "started slurmd"
@@ -195,15 +217,18 @@ cmd_start() {
 
 cmd_stop() {
     need_root
-    if alive "$CTLD_PID" || alive "$SLURMD_PID"; then
+    if [[ -n "$(running slurmctld)$(running slurmd)$(running slurmstepd)" ]]; then
         stop_daemons
-        say "stopped slurmctld and slurmd"
+        say "stopped slurmctld, slurmd and their job steps"
     else
         say "slurmctld and slurmd are not running"
     fi
-    if alive "$MUNGE_PID"; then
-        kill "$(cat "$MUNGE_PID")"
+    if [[ -f "$STARTED_MUNGE" ]] && [[ -n "$(running munged)" ]]; then
+        kill $(running munged) 2>/dev/null || true
+        rm -f "$STARTED_MUNGE"
         say "stopped munged"
+    elif [[ -n "$(running munged)" ]]; then
+        say "munged left running (it was not started by this script)"
     else
         say "munged is not running"
     fi
@@ -211,11 +236,11 @@ cmd_stop() {
 
 cmd_status() {
     local ok=0
-    for d in munged:$MUNGE_PID slurmctld:$CTLD_PID slurmd:$SLURMD_PID; do
-        if alive "${d#*:}"; then
-            say "${d%%:*}: running (pid $(cat "${d#*:}"))"
+    for d in munged slurmctld slurmd; do
+        if [[ -n "$(running $d)" ]]; then
+            say "$d: running (pid $(running $d | tr '\n' ' '))"
         else
-            say "${d%%:*}: not running"; ok=3
+            say "$d: not running"; ok=3
         fi
     done
     if command -v sinfo >/dev/null && [[ $ok == 0 ]]; then

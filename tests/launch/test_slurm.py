@@ -43,7 +43,17 @@ def slurm():
         pytest.skip(f"cannot start the single-node Slurm: {tail}")
     yield
     if not was_up:
-        _sh("stop")
+        stopped = _sh("stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert _leftovers() == [], f"still running after stop: {_leftovers()}"
+        assert "not running" in _sh("stop").stdout  # a second stop finds nothing
+
+
+def _leftovers() -> list:
+    """Live (not zombie) Slurm daemons and job steps on this machine."""
+    ps = subprocess.run(["ps", "-eo", "stat=,comm="], capture_output=True, text=True).stdout.split("\n")
+    return [line.split()[1] for line in ps if line.strip() and not line.split()[0].startswith("Z")
+            and line.split()[1].startswith(("slurmctld", "slurmd", "slurmstepd"))]
 
 
 def _squeue(job_id: str) -> str:
