@@ -18,8 +18,15 @@ from kws_hpc.errors import KwsError
 ORDER = ["data", "features", "train", "evaluate", "sweep", "report", "export", "live", "demo", "bench"]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as one line (what is wrong, and where the help is), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="kws-hpc", description="Precomputed-feature GRU/LSTM keyword spotting on Speech Commands.")
     parser.add_argument("--version", action="version", version=f"kws-hpc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -30,11 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help and --version exit 0; a usage error exits 2 after its one line
+        return int(e.code or 0)
     try:
         code = args.func(args)
     except KwsError as e:
         print(f"kws-hpc: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the file system said no where no stage expected it: still one line naming the file
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"kws-hpc: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("kws-hpc: interrupted; re-running the same command continues where it stopped", file=sys.stderr)

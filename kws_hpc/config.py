@@ -48,6 +48,19 @@ class FeatureConfig:
     def clip_samples(self) -> int:
         return int(round(self.sample_rate * self.clip_seconds))
 
+    def check(self) -> "FeatureConfig":
+        """Refuse values that cannot make a log-mel, naming the option."""
+        _refuse("feature option", [
+            (self.sample_rate >= 1000 and self.clip_seconds > 0, "sample rate and clip length must be positive"),
+            (16 <= self.n_fft and 1 <= self.hop_length <= self.n_fft, f"n_fft {self.n_fft} / hop {self.hop_length}"),
+            (1 <= self.n_mels <= self.n_fft // 2 + 1,
+             f"--n-mels {self.n_mels}: use 1..{self.n_fft // 2 + 1} (n_fft {self.n_fft})"),
+            (self.frames >= 1 and self.log_floor > 0, "frames must be >= 1 and the log floor > 0"),
+            (0 <= self.f_min < self.f_max <= self.sample_rate / 2, f"mel range {self.f_min}..{self.f_max} Hz"),
+            (self.dtype in ("float16", "float32"), f"--dtype {self.dtype}: use float16 or float32"),
+        ])
+        return self
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -71,6 +84,24 @@ class DataConfig:
 
     def quota(self, split: str) -> Optional[int]:
         return {"train": self.quota_train, "val": self.quota_val, "test": self.quota_test}[split]
+
+    def check(self) -> "DataConfig":
+        """Refuse values that cannot make a store, naming the option and its range."""
+        quotas = [q for q in (self.quota_train, self.quota_val, self.quota_test) if q is not None]
+        _refuse("data option", [
+            (bool(self.vocab.strip()), "--vocab is empty"),
+            (self.split in ("hash", "official"), f"--split {self.split!r}: use hash or official"),
+            (0 <= self.val_percent < 100 and 0 <= self.test_percent < 100
+             and self.val_percent + self.test_percent < 100,
+             f"--val-percent {self.val_percent:g} and --test-percent {self.test_percent:g} must each be in "
+             "[0, 100) and leave some training clips (sum < 100)"),
+            (all(q >= 1 for q in quotas), f"--quota {' '.join(str(q) for q in quotas)}: each cap must be >= 1"),
+            (self.unknown_percent >= 0, f"--unknown-percent {self.unknown_percent:g} must be >= 0"),
+            (0 <= self.augment <= 100, f"--augment {self.augment} must be in 0..100"),
+            (self.augment_snr_db[0] <= self.augment_snr_db[1] and self.augment_shift_ms >= 0,
+             "augmentation SNR range and shift"),
+        ])
+        return self
 
 
 @dataclass(frozen=True)
@@ -157,6 +188,13 @@ class RunConfig:
         return signature(store_signature, self.model, train)
 
 
+def _refuse(what: str, rules: list) -> None:
+    """KwsError listing the messages of the rules that do not hold."""
+    bad = [msg for ok, msg in rules if not ok]
+    if bad:
+        raise KwsError(f"bad {what}: " + "; ".join(bad))
+
+
 def check_config(cfg: RunConfig) -> None:
     """Bad option values are a KwsError naming the option, before anything is loaded."""
     m, t = cfg.model, cfg.train
@@ -178,6 +216,4 @@ def check_config(cfg: RunConfig) -> None:
         (0 <= t.stream_aug <= 1 and 0 <= t.partial_words <= 1,
          f"stream-aug {t.stream_aug} and partial-words {t.partial_words} must be shares in [0, 1]"),
     ]
-    bad = [msg for ok, msg in rules if not ok]
-    if bad:
-        raise KwsError("bad training option: " + "; ".join(bad))
+    _refuse("training option", rules)

@@ -92,7 +92,7 @@ def _open(args):
     url = storage_url(args.storage, args.out)
     if "://" not in url and not Path(url).is_file():
         raise KwsError(f"no storage at {url}; start a sweep with kws-hpc sweep run, or pass --storage")
-    return url, open_storage(url)
+    return url, open_storage(url, create=False)
 
 
 def cmd_run(args) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import posixpath
 import struct
 import tarfile
 from dataclasses import dataclass
@@ -99,19 +100,44 @@ class TarSource(Source):
         self._dirs: list[str] = []
         self._prefix = ""
 
+    def _name(self, name: str) -> str:
+        """A member's path relative to the archive root, normalised; KwsError for one escaping it."""
+        raw = name.replace("\\", "/")
+        parts = [s for s in raw.split("/") if s not in ("", ".")]
+        if raw.startswith("/") or ".." in parts:
+            raise KwsError(f"archive {self.location}: member {name!r} points outside its folder; refusing the "
+                           "archive (is it a genuine Speech Commands release?)")
+        return "/".join(parts)
+
+    def _target(self, m: tarfile.TarInfo, by_name: dict) -> Optional[tarfile.TarInfo]:
+        """The file a hard or symbolic link member stands for (None when the archive does not hold it)."""
+        seen = set()
+        while m is not None and (m.islnk() or m.issym()) and m.name not in seen:
+            seen.add(m.name)
+            base = "" if m.islnk() else posixpath.dirname(self._name(m.name))
+            target = posixpath.normpath(posixpath.join(base, m.linkname.replace("\\", "/")))
+            if m.linkname.startswith("/") or target == ".." or target.startswith("../"):
+                raise KwsError(f"archive {self.location}: link {m.name!r} points outside the archive "
+                               f"({m.linkname!r}); refusing the archive")
+            m = by_name.get(target)
+        return m if m is not None and m.isfile() else None
+
     def _scan(self):
         files, dirs = [], set()
         try:
             with tarfile.open(self.location, "r:*") as tar:
                 members = tar.getmembers()
         except (tarfile.TarError, OSError, EOFError) as e:
-            raise KwsError(f"cannot read archive {self.location}: {e}; re-download it (kws-hpc data download)")
-        names = [m.name.lstrip("./") for m in members]
+            why = "not a tar or tar.gz archive, or a damaged one" if isinstance(e, tarfile.ReadError) else \
+                " ".join(str(e).split())
+            raise KwsError(f"cannot read archive {self.location}: {why}; re-download it (kws-hpc data download)")
+        names = [self._name(m.name) for m in members]
+        by_name = dict(zip(names, members))
         # Some archives wrap everything in one folder: strip it when every member lives under it.
         tops = {n.split("/", 1)[0] for n in names if n}
         if len(tops) == 1 and any("/" in n for n in names):
             top = tops.pop()
-            if not any(m.isfile() and m.name.lstrip("./") == top for m in members):
+            if not any(m.isfile() and n == top for m, n in zip(members, names)):
                 self._prefix = top + "/"
         for m, n in zip(members, names):
             if self._prefix and not n.startswith(self._prefix):
@@ -119,10 +145,11 @@ class TarSource(Source):
             rel = n[len(self._prefix):]
             if not rel:
                 continue
-            if m.isdir() and "/" not in rel.rstrip("/"):
-                dirs.add(rel.rstrip("/"))
-            elif m.isfile():
-                files.append(FileEntry(rel, m.size))
+            target = m if m.isfile() else self._target(m, by_name) if (m.islnk() or m.issym()) else None
+            if m.isdir() and "/" not in rel:
+                dirs.add(rel)
+            elif target is not None:  # a file, or a link to one: read like a file
+                files.append(FileEntry(rel, target.size))
                 if "/" in rel:
                     dirs.add(rel.split("/", 1)[0])
         self._files = files  # archive order: one sequential pass then serves clips in manifest order
@@ -146,11 +173,16 @@ class TarSource(Source):
             for m in tar:
                 if not wanted:
                     break
-                rel = m.name.lstrip("./")
+                rel = self._name(m.name)
                 rel = rel[len(self._prefix):] if rel.startswith(self._prefix) else rel
-                if m.isfile() and rel in wanted:
-                    wanted.discard(rel)
-                    yield rel, tar.extractfile(m).read()
+                if rel in wanted and (m.isfile() or m.islnk() or m.issym()):
+                    try:
+                        fh = tar.extractfile(m)  # resolves a link to the member it names
+                    except KeyError:
+                        fh = None
+                    if fh is not None:
+                        wanted.discard(rel)
+                        yield rel, fh.read()
 
 
 def open_source(location: str | Path) -> Source:
@@ -170,7 +202,7 @@ class BadClip(Exception):
     """A clip that cannot be used; the message is the reason written to the manifest."""
 
 
-def _check_riff(data: bytes) -> None:
+def check_riff(data: bytes) -> None:
     """Catch what libsndfile forgives: a data chunk that promises more bytes than the file holds."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise BadClip("not a WAV file (no RIFF/WAVE header)")
@@ -190,7 +222,7 @@ def decode_wav(data: bytes, sample_rate: int = 16000) -> np.ndarray:
     """Decode a 16-kHz mono WAV into float32 in [-1, 1]; raise BadClip with the reason otherwise."""
     import soundfile as sf
 
-    _check_riff(data)
+    check_riff(data)
     try:
         wave, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception as e:  # libsndfile's errors carry no useful type

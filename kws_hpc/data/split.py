@@ -103,8 +103,10 @@ def scan(source: Source, cfg: DataConfig) -> tuple[list[Clip], list[str], bool]:
     keywords, extras = resolve_vocab(cfg.vocab, word_dirs)
     extras = extras or cfg.extras
     missing = [w for w in keywords if w not in word_dirs]
-    if missing and len(missing) == len(keywords):
-        raise KwsError(f"none of the vocabulary's words ({', '.join(keywords)}) has a folder in {source.location}")
+    if missing:
+        have = ", ".join(word_dirs[:12]) + (", ..." if len(word_dirs) > 12 else "") or "none"
+        raise KwsError(f"vocabulary {cfg.vocab!r}: no word folder for {', '.join(repr(w) for w in missing)} in "
+                       f"{source.location} (folders: {have}); give --vocab as a comma list of words it has")
     if cfg.split not in ("hash", "official"):
         raise KwsError(f"unknown split {cfg.split!r}: use hash or official")
     official = _official_lists(source) if cfg.split == "official" else None
@@ -134,8 +136,6 @@ def scan(source: Source, cfg: DataConfig) -> tuple[list[Clip], list[str], bool]:
     for d in word_dirs:
         if d not in seen_dirs:
             clips.append(Clip(path=d + "/", word=d, reason="empty word folder"))
-    for w in missing:
-        clips.append(Clip(path=w + "/", word=w, reason="vocabulary word has no folder"))
     return clips, keywords, extras
 
 
@@ -213,6 +213,25 @@ def read_manifest(path: Path) -> list[Clip]:
             kw[k] = int(v) if t in ("int", int) else float(v) if t in ("float", float) else v
         out.append(Clip(**kw))
     return out
+
+
+def empty_classes(counts: dict) -> list[tuple[str, str]]:
+    """(split, class) pairs with no clip, from `split_counts`."""
+    return [(s, lab) for s in SPLITS for lab, n in counts[s]["actual"].items() if n == 0]
+
+
+def check_classes(counts: dict, cfg: DataConfig) -> None:
+    """Every class needs a clip in every split: a KwsError says which are empty and how to fix it."""
+    empty = empty_classes(counts)
+    if not empty:
+        return
+    where = ", ".join(f"{lab!r} in {s}" for s, lab in empty[:6]) + (f" and {len(empty) - 6} more" if len(empty) > 6
+                                                                      else "")
+    fix = ("the official lists put none there: drop those words from --vocab" if cfg.split == "official" else
+           f"too few speakers for --val-percent {cfg.val_percent:g} / --test-percent {cfg.test_percent:g}: "
+           "use more speakers (kws-hpc data synth --speakers N), larger percentages, or drop those words "
+           "from --vocab")
+    raise KwsError(f"no clip of {where}; {fix}")
 
 
 def split_counts(clips: list[Clip], labels: list[str], cfg: DataConfig) -> dict:

@@ -136,7 +136,7 @@ def pick_speakers(n: int, seed: int = 0) -> list[VoiceRecipe]:
         if r is not None and len(picked) < n:
             picked.setdefault(r.speaker, r)  # a (very unlikely) id clash keeps the first recipe
     if len(picked) < n:
-        raise ValueError(f"speakers={n} asked, but the installed engines make only {len(picked)} distinct "
+        raise KwsError(f"speakers={n} asked, but the installed engines make only {len(picked)} distinct "
                          f"voice recipes; ask for at most {len(picked)}")
     return list(picked.values())
 
@@ -308,16 +308,16 @@ def synth_corpus(out: str | Path, words: Sequence[str] = DEFAULT_WORDS, speakers
 
     Clips go to `out/<word>/<speaker>_nohash_<take>.wav`, background noise to `out/_background_noise_/`,
     then `speakers.tsv` and `README.md`. Clips already on disk are kept, so rerunning an interrupted call
-    finishes it with the same bytes. Raises ValueError when more speakers are asked than there are
+    finishes it with the same bytes. Raises KwsError when more speakers are asked than there are
     distinct voice recipes, and KwsError when no synthesizer is installed.
     """
     from tqdm import tqdm
 
     words = tuple(words)
     if not words or len(set(words)) < len(words) or not all(re.fullmatch(r"[a-z][a-z']*", w) for w in words):
-        raise ValueError(f"words must be distinct lower-case words, got {list(words)}")
+        raise KwsError(f"words must be distinct lower-case words, got {list(words)}")
     if speakers < 1 or takes < 1 or noise_files < 0:
-        raise ValueError(f"need speakers >= 1, takes >= 1, noise_files >= 0 (got {speakers}, {takes}, "
+        raise KwsError(f"need speakers >= 1, takes >= 1, noise_files >= 0 (got {speakers}, {takes}, "
                          f"{noise_files})")
     recipes = pick_speakers(speakers, seed)
     t0, out = time.time(), Path(out)

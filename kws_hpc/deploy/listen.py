@@ -72,7 +72,7 @@ def run_live(model_file: str | Path, opts: LiveOptions = LiveOptions(), log: Cal
         f"{', streaming' if cfg.streaming else ''}")
     with one_thread():
         if mic is None:
-            dets = run_wav(pipe, opts.wav, realtime=opts.realtime, on_detection=show)
+            dets = run_wav(pipe, opts.wav, realtime=opts.realtime, on_detection=show, log=log)
         else:
             dets = listen_mic(pipe, mic, seconds=opts.seconds, on_detection=show, log=log)
     report = {"model": str(model.path), "detector": cfg.as_dict(), "seconds": pipe.seconds,

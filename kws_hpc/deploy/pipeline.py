@@ -156,32 +156,49 @@ class Pipeline:
                 "rtf": float(c.mean() / hop_s), "rtf_model_hop": float(busy.mean() / hop_s)}
 
 
-def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
-    """A sound file as float32 mono at `sample_rate` (channels averaged, other rates resampled)."""
+def read_audio(path: str | Path, sample_rate: int, min_seconds: float = 0.1,
+               log: Callable[[str], None] = print) -> np.ndarray:
+    """A sound file as float32 mono at `sample_rate`; channels are averaged and other rates resampled,
+    each said once. A file that is not audio, is cut short, or is shorter than `min_seconds` is a KwsError."""
     import soundfile as sf
+
+    from kws_hpc.data.source import BadClip, check_riff
 
     p = Path(path).expanduser()
     if not p.is_file():
         raise KwsError(f"audio file {p} does not exist")
     try:
+        with open(p, "rb") as fh:
+            head = fh.read(12)
+        if head[:4] == b"RIFF":
+            check_riff(p.read_bytes())
         x, sr = sf.read(p, dtype="float32", always_2d=True)
+    except BadClip as e:
+        raise KwsError(f"{p}: {e}; record or copy it again") from None
     except Exception as e:  # libsndfile's errors carry no useful type
-        raise KwsError(f"cannot read {p} as audio ({str(e).splitlines()[0]})") from e
+        raise KwsError(f"cannot read {p} as audio ({str(e).splitlines()[0]})") from None
+    if len(x) < min_seconds * sr:
+        raise KwsError(f"{p} holds {len(x)} samples ({len(x) / sr:.3f} s): too short to listen to "
+                       f"(at least {min_seconds:g} s)")
+    if x.shape[1] > 1:
+        log(f"{p.name}: {x.shape[1]} channels mixed down to mono")
     x = x.mean(axis=1)
     if sr != sample_rate:
         from math import gcd
 
         from scipy.signal import resample_poly
 
+        log(f"{p.name}: {sr} Hz resampled to {sample_rate} Hz")
         g = gcd(sr, sample_rate)
         x = resample_poly(x, sample_rate // g, sr // g).astype(np.float32)
     return x
 
 
 def run_wav(pipeline: Pipeline, path: str | Path, realtime: bool = False,
-            on_detection: Callable[[Detection], None] = lambda d: None) -> list[Detection]:
+            on_detection: Callable[[Detection], None] = lambda d: None,
+            log: Callable[[str], None] = print) -> list[Detection]:
     """Feed a file through the pipeline hop by hop, as fast as it goes or at the pace of the audio."""
-    x = read_audio(path, pipeline.fc.sample_rate)
+    x = read_audio(path, pipeline.fc.sample_rate, min_seconds=pipeline.cfg.hop_s, log=log)
     dets, t0 = [], time.perf_counter()
     for at in range(0, len(x), pipeline.hop):
         for d in pipeline.push(x[at:at + pipeline.hop]):

@@ -22,7 +22,7 @@ from kws_hpc.config import SPLITS, DataConfig, FeatureConfig, signature, to_dict
 from kws_hpc.errors import KwsError
 from kws_hpc.features.logmel import add_noise, log_mel, time_shift
 from kws_hpc.data.source import BadClip, FolderSource, Source, decode_wav, fix_length, open_source
-from kws_hpc.features.store import PARTIAL, is_complete, split_attrs, write_split, _attrs_match
+from kws_hpc.features.store import PARTIAL, check_split, is_complete, problems, split_attrs, write_split
 from kws_hpc.io import lock, remove_stale, write_json
 from kws_hpc.progress import bar as progress_bar
 
@@ -103,20 +103,29 @@ def build_store(data: str | Path, data_cfg: DataConfig = DataConfig(), feat_cfg:
                 log: Callable[[str], None] = print) -> Path:
     """Build (or find, or complete) the feature store for `data`; returns its folder."""
     t0 = time.perf_counter()
+    data_cfg.check()
+    feat_cfg.check()
+    if workers is not None and workers < 0:
+        raise KwsError(f"--workers {workers} must be >= 0 (0 = in this process)")
     source = open_source(data)
     fingerprint = source.fingerprint()
     sig = signature(feat_cfg, data_cfg, fingerprint)
     store = Path(out).expanduser() / sig
-    if is_complete(store):
+    if is_complete(store) and not problems(store, sig):
         log(f"store {sig} is complete: nothing recomputed (checked in {time.perf_counter() - t0:.2f} s)")
         return store
-    store.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(store.parent)
     with lock(store, what=f"store {sig}", log=log):  # a second job on the same store waits for this one
-        if is_complete(store):
+        if is_complete(store) and not problems(store, sig):
             log(f"store {sig} was completed by another job: nothing recomputed")
             return store
         if store.is_dir() and remove_stale(store, f".*{PARTIAL}"):
             log(f"removed split files left unfinished by an interrupted run in {store}")
+        if is_complete(store):
+            for name, why in problems(store, sig).items():
+                log(f"{name} {why}: rebuilding it")
+                (store / name).unlink(missing_ok=True)
+            (store / "summary.json").unlink(missing_ok=True)
         return _build(source, data, data_cfg, feat_cfg, store, sig, fingerprint, workers, progress, log, t0)
 
 
@@ -137,11 +146,12 @@ def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint:
             why = ", ".join(f"{n} {r}" for r, n in reasons.most_common(4)) or "no clips found"
             raise KwsError(f"nothing usable in {data} for vocabulary {data_cfg.vocab!r} ({why}); "
                            "check the path and --vocab")
+        D.check_classes(D.split_counts(clips, labels, data_cfg), data_cfg)
         store.mkdir(parents=True, exist_ok=True)
         D.write_manifest(clips, store / "clips.tsv")
         for split in SPLITS:
             path = store / f"{split}.h5"
-            if path.is_file() and _attrs_match(path, sig):
+            if path.is_file() and not check_split(path, sig):
                 log(f"{split}.h5 already written, kept")
                 continue
             rows = [c for c in used if c.split == split]
@@ -155,6 +165,16 @@ def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint:
     write_json(store / "summary.json", summary)
     _log_summary(summary, log)
     return store
+
+
+def _make_folder(folder: Path) -> None:
+    """The --out folder, or one clear error naming it and why it cannot be made."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise KwsError(f"cannot create the store folder under {folder} ({e.strerror or e}); choose another --out")
+    if not os.access(folder, os.W_OK):
+        raise KwsError(f"cannot write in {folder} (permission denied); choose another --out")
 
 
 def available_cpus() -> int:

@@ -103,18 +103,60 @@ def split_attrs(signature: str, fingerprint: str, labels: list, feat_cfg: Featur
     }
 
 
-def _attrs_match(path: Path, signature: str) -> bool:
+DATASETS = ("features", "labels", "speaker", "path", "augmented")
+
+
+def expected_rows(summary: dict, split: str) -> Optional[int]:
+    """Rows a split file must hold according to summary.json (None when it does not say)."""
+    try:
+        total = int(summary["counts"][split]["total"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return total * (1 + int(summary.get("augmented_copies") or 0)) if split == "train" else total
+
+
+def check_split(path: Path, signature: str, rows: Optional[int] = None) -> str:
+    """'' when the split file opens, belongs to store `signature`, holds all its datasets (`rows` rows,
+    when given) and its last row reads; otherwise what is wrong with it."""
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
-            return f.attrs.get("signature") == signature
-    except OSError:
-        return False
+            if f.attrs.get("signature") != signature:
+                return f"belongs to store {f.attrs.get('signature')}, not {signature}"
+            missing = [d for d in DATASETS if d not in f]
+            if missing:
+                return f"lacks the dataset(s) {', '.join(missing)}"
+            n = len(f["labels"])
+            if any(len(f[d]) != n for d in DATASETS):
+                return "has datasets of different lengths"
+            if rows is not None and n != rows:
+                return f"holds {n} rows where summary.json says {rows}"
+            if n:
+                f["features"][n - 1]  # a file cut short fails here
+    except Exception as e:  # h5py raises OSError, KeyError, ValueError, RuntimeError on damaged files
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        return f"is unreadable or truncated ({first})"
+    return ""
+
+
+def problems(store_dir: Path, signature: Optional[str] = None) -> dict[str, str]:
+    """{file name: what is wrong} for a store whose files are all there (empty when it is sound)."""
+    try:
+        summary = json.loads((store_dir / "summary.json").read_text())
+        signature = signature or summary["signature"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return {"summary.json": f"is unreadable ({e.__class__.__name__})"}
+    out = {}
+    for split in SPLITS:
+        why = check_split(store_dir / f"{split}.h5", signature, expected_rows(summary, split))
+        if why:
+            out[f"{split}.h5"] = why
+    return out
 
 
 def open_store(store_dir: str | Path) -> StoreInfo:
-    """Open a complete store; a missing or unfinished one is a clear error."""
+    """Open a complete, sound store; a missing, unfinished or damaged one is a clear error."""
     import h5py
 
     p = Path(store_dir).expanduser()
@@ -124,6 +166,11 @@ def open_store(store_dir: str | Path) -> StoreInfo:
         missing = [n for n in ["summary.json"] + [f"{s}.h5" for s in SPLITS] if not (p / n).is_file()]
         raise KwsError(f"feature store {p} is unfinished (missing {', '.join(missing)}); "
                        "re-run kws-hpc features with the same options to complete it")
+    bad = problems(p)
+    if bad:
+        name, why = next(iter(bad.items()))
+        raise KwsError(f"feature store {p}: {name} {why}; re-run kws-hpc features with the same options "
+                       "(it rebuilds damaged files)")
     summary = json.loads((p / "summary.json").read_text())
     with h5py.File(p / "train.h5", "r") as f:
         a = dict(f.attrs)
@@ -145,16 +192,23 @@ def load_split(store_dir: str | Path, split: str, expect_signature: Optional[str
     path = Path(store_dir) / f"{split}.h5"
     if not path.is_file():
         raise KwsError(f"{path} is missing; re-run kws-hpc features to complete the store")
-    with h5py.File(path, "r") as f:
-        if expect_signature is not None and f.attrs.get("signature") != expect_signature:
-            raise KwsError(f"{path} belongs to store {f.attrs.get('signature')}, expected {expect_signature}")
-        return SplitData(
-            features=f["features"][...].astype(np.float32),
-            labels=f["labels"][...].astype(np.int64),
-            speakers=[s.decode() if isinstance(s, bytes) else s for s in f["speaker"][...]],
-            paths=[s.decode() if isinstance(s, bytes) else s for s in f["path"][...]],
-            augmented=f["augmented"][...],
-        )
+    try:
+        with h5py.File(path, "r") as f:
+            if expect_signature is not None and f.attrs.get("signature") != expect_signature:
+                raise KwsError(f"{path} belongs to store {f.attrs.get('signature')}, expected {expect_signature}")
+            return SplitData(
+                features=f["features"][...].astype(np.float32),
+                labels=f["labels"][...].astype(np.int64),
+                speakers=[s.decode() if isinstance(s, bytes) else s for s in f["speaker"][...]],
+                paths=[s.decode() if isinstance(s, bytes) else s for s in f["path"][...]],
+                augmented=f["augmented"][...],
+            )
+    except KwsError:
+        raise
+    except Exception as e:  # a file damaged after open_store checked it
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise KwsError(f"{path} is unreadable or truncated ({first}); re-run kws-hpc features with the same "
+                       "options (it rebuilds damaged files)") from None
 
 
 def check_compatible(info: StoreInfo, labels: list, feature_config: dict | FeatureConfig, what: str) -> None:

@@ -21,27 +21,10 @@ RUN_ATTRS = ("run", "run_dir", "run_folder", "run_path")
 def open_storage(spec: str):
     """An Optuna storage, read as the sweeps name it: an RDB URL (`sqlite:///x.db`, `postgresql://...`),
     a `.db`/`.sqlite` file, or a journal file. Nothing is created: a missing file is an error."""
-    import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
+    from kws_hpc.sweep.storage import open_storage as open_sweep_storage
     from kws_hpc.sweep.storage import storage_url
 
-    spec = storage_url(spec)
-    if spec.startswith("sqlite:///") and not Path(spec[len("sqlite:///"):]).is_file():
-        raise KwsError(f"Optuna database {spec[len('sqlite:///'):]} does not exist; pass --storage with the "
-                       "sweeps' journal file or database URL")
-    if "://" in spec:
-        try:
-            return optuna.storages.get_storage(spec)
-        except Exception as e:  # driver missing, server down, bad URL: one clear line
-            first = (str(e).splitlines() or [type(e).__name__])[0]
-            raise KwsError(f"cannot open Optuna storage {spec}: {first}") from e
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        raise KwsError(f"Optuna journal {path} does not exist; pass --storage with the sweeps' journal "
-                       "file or database URL")
-    return JournalStorage(JournalFileBackend(str(path)))
+    return open_sweep_storage(storage_url(spec), create=False)
 
 
 def default_storage(runs: Path) -> Optional[str]:

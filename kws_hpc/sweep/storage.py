@@ -6,6 +6,7 @@ storage gets Optuna's heartbeat protocol through `HeartbeatJournalStorage` (see 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -31,26 +32,58 @@ def storage_url(storage: Optional[str], out: str | Path = "runs") -> str:
     return f"sqlite:///{path}" if path.suffix in (".db", ".sqlite", ".sqlite3") else str(path)
 
 
-def open_storage(url: str, heartbeat: Optional[int] = None, grace: Optional[int] = None):
-    """An Optuna storage for `url`: an RDB URL, or a journal file (created if missing).
+def check_journal(path: Path) -> None:
+    """A KwsError unless `path` is empty or starts with an Optuna journal record (JSON with an op_code)."""
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    if not head.strip():
+        return
+    first = head.split(b"\n", 1)[0]
+    try:
+        record = json.loads(first.decode("utf-8"))
+        if isinstance(record, dict) and "op_code" in record:
+            return
+    except (UnicodeDecodeError, ValueError):
+        pass
+    raise KwsError(f"{path} is not an Optuna journal (its first line is not a journal record); pass --storage "
+                   "with the sweeps' journal file or database URL")
 
-    With `heartbeat`, running trials record heartbeats and stale ones are failed and retried.
+
+def open_storage(url: str, heartbeat: Optional[int] = None, grace: Optional[int] = None, create: bool = True):
+    """An Optuna storage for `url`: an RDB URL, or a journal file (created if missing and `create`).
+
+    With `heartbeat`, running trials record heartbeats and stale ones are failed and retried. Without
+    `create` (what read-only commands use), a missing journal or SQLite file is a KwsError.
     """
     retry = retry_callback() if heartbeat else None
     if "://" in url:
         kw = {}
-        if url.startswith("sqlite:///"):
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-            kw = {"engine_kwargs": {"connect_args": {"timeout": 60}}}  # many workers wait for the file lock
         try:
+            if url.startswith("sqlite:///"):
+                db = Path(url[len("sqlite:///"):])
+                if not create and not db.is_file():
+                    raise KwsError(f"Optuna database {db} does not exist; pass --storage with the sweeps' "
+                                   "journal file or database URL")
+                db.parent.mkdir(parents=True, exist_ok=True)
+                kw = {"engine_kwargs": {"connect_args": {"timeout": 60}}}  # many workers wait for the file lock
             return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace,
                                               **{RDB_RETRY_KEYWORD: retry}, **kw)
-        except Exception as e:  # a driver that is missing, a server that does not answer
+        except KwsError:
+            raise
+        except Exception as e:  # a driver that is missing, a server that does not answer, a folder not made
             first = (str(e).splitlines() or [type(e).__name__])[0]
             raise KwsError(f"cannot open storage {url}: {first}") from None
     path = Path(url)
     if path.is_dir():
         raise KwsError(f"storage {url} is a folder; give a journal file (e.g. {path / 'studies.journal'})")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    backend = optuna.storages.journal.JournalFileBackend(str(path))
+    if path.is_file():
+        check_journal(path)
+    elif not create:
+        raise KwsError(f"Optuna journal {path} does not exist; pass --storage with the sweeps' journal file "
+                       "or database URL")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend = optuna.storages.journal.JournalFileBackend(str(path))
+    except OSError as e:
+        raise KwsError(f"cannot create the journal {path} ({e.strerror or e}); choose another --out or --storage")
     return HeartbeatJournalStorage(backend, heartbeat, grace, retry)

@@ -139,7 +139,12 @@ class _Trainer:
         }
 
     def restore(self, path: Path, run_signature: str) -> None:
-        ck = torch.load(path, map_location="cpu", weights_only=True)  # RNG states must be CPU tensors
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=True)  # RNG states must be CPU tensors
+        except Exception as e:  # a checkpoint cut short by a full disk or a copy
+            first = (str(e).splitlines() or [type(e).__name__])[0]
+            raise KwsError(f"{path} is unreadable ({first[:120]}); delete it to start the run again "
+                           "(or restore it from a backup), then re-run the same command") from None
         if ck.get("run_signature") != run_signature:
             raise KwsError(f"{path} belongs to run {ck.get('run_signature')}, not {run_signature}; "
                            "delete it or train into another --out")

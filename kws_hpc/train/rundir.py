@@ -121,7 +121,11 @@ class RunDir:
 
     def lock(self, log=None):
         """The run's inter-process lock: one trainer per run folder at a time."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise KwsError(f"cannot create the runs folder {self.path.parent} ({e.strerror or e}); "
+                           "choose another --out") from None
         return io.lock(self.path, what=f"run {self.signature}", log=log)
 
 

@@ -79,3 +79,38 @@ def test_real_sample_decodes():
     assert len(clips) == 300
     lengths = [len(decode_wav(b)) for _, b in src.iter_bytes(clips)]
     assert max(lengths) == 16000 and min(lengths) < 16000  # some real clips are shorter than 1 s
+
+
+def _tar(path, members):
+    """A .tar.gz of (name, bytes | ('link', target) | ('symlink', target))."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, body in members:
+            info = tarfile.TarInfo(name)
+            if isinstance(body, tuple):
+                info.type = tarfile.LNKTYPE if body[0] == "link" else tarfile.SYMTYPE
+                info.linkname = body[1]
+                tar.addfile(info)
+            else:
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+    return path
+
+
+def test_tar_links_are_read_like_files(tmp_path):
+    clip = wav_bytes(np.zeros(16000, np.float32))
+    src = TarSource(_tar(tmp_path / "a.tar.gz", [
+        ("c/yes/a_nohash_0.wav", clip), ("c/yes/b_nohash_0.wav", ("link", "c/yes/a_nohash_0.wav")),
+        ("c/no/c_nohash_0.wav", ("symlink", "../yes/a_nohash_0.wav")), ("./c/no/./d_nohash_0.wav", clip)]))
+    assert {e.path: e.size for e in src.files()} == {p: len(clip) for p in (
+        "yes/a_nohash_0.wav", "yes/b_nohash_0.wav", "no/c_nohash_0.wav", "no/d_nohash_0.wav")}
+    assert src.dirs() == ["no", "yes"]
+    got = dict(src.iter_bytes([e.path for e in src.files()]))
+    assert set(got) == {e.path for e in src.files()} and all(v == clip for v in got.values())
+
+
+@pytest.mark.parametrize("name", ["c/yes/../no/x_nohash_0.wav", "/abs/yes/x_nohash_0.wav", "../up/x_nohash_0.wav"])
+def test_tar_member_escaping_its_folder_is_refused_by_name(tmp_path, name):
+    clip = wav_bytes(np.zeros(16000, np.float32))
+    src = TarSource(_tar(tmp_path / "a.tar.gz", [("c/yes/a_nohash_0.wav", clip), (name, clip)]))
+    with pytest.raises(KwsError, match=f"member {name!r} points outside its folder"):
+        src.files()

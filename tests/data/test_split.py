@@ -70,8 +70,10 @@ def test_scan_is_speaker_disjoint_and_lists_everything(tiny_tree):
 
 def test_scan_errors(tmp_path):
     make_tree(tmp_path, words=["yes"], speakers=2, noise=False)
-    with pytest.raises(KwsError, match="none of the vocabulary"):
+    with pytest.raises(KwsError, match="no word folder for 'zero', 'one'"):
         scan(FolderSource(tmp_path), DataConfig(vocab="digits"))
+    with pytest.raises(KwsError, match=r"no word folder for 'YES', 'n o' .* \(folders: yes\)"):
+        scan(FolderSource(tmp_path), DataConfig(vocab="YES,yes,n o"))
     with pytest.raises(KwsError, match="validation_list.txt"):
         scan(FolderSource(tmp_path), DataConfig(vocab="yes", split="official"))
 

@@ -119,7 +119,7 @@ def test_words_are_audible_and_distinct(corpus):
 @needs_tts
 def test_too_many_speakers_is_a_clear_error(tmp_path):
     most = len(synth.available_voices())
-    with pytest.raises(ValueError, match=f"at most {most}"):
+    with pytest.raises(KwsError, match=f"at most {most}"):
         make(tmp_path / "big", speakers=most + 1)
     assert not (tmp_path / "big").exists()
 
@@ -146,5 +146,5 @@ def test_one_engine_is_enough(monkeypatch):
 
 
 def test_bad_words_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="lower-case"):
+    with pytest.raises(KwsError, match="lower-case"):
         synth.synth_corpus(tmp_path, words=("yes", "-rf"), progress=False)

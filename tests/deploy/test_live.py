@@ -333,8 +333,10 @@ def test_run_wav_reads_other_rates_and_channels(tmp_path):
     stereo = np.stack([resample_poly(x, 441, 160)] * 2, axis=1)
     sf.write(tmp_path / "s.wav", stereo, 44100)
     pipe = Pipeline(LoudScorer(), LABELS, FeatureConfig(), DetectorConfig(threshold=0.7))
-    dets = run_wav(pipe, tmp_path / "s.wav")
+    said = []
+    dets = run_wav(pipe, tmp_path / "s.wav", log=said.append)
     assert [d.label for d in dets] == ["yes"] and abs(pipe.seconds - 3.0) < 0.11
+    assert said == ["s.wav: 2 channels mixed down to mono", "s.wav: 44100 Hz resampled to 16000 Hz"]
 
 
 def test_live_window_features_equal_the_stores(tiny_store, tiny_tree):

@@ -92,7 +92,7 @@ def test_bad_clips_are_skipped_with_reasons(tmp_path):
     sf.write(tree / "no" / "aaaa0004_nohash_0.wav", np.zeros((16000, 2)), 16000, subtype="PCM_16")
     (tree / "no" / "readme.md").write_text("hello")
     (tree / "dog").mkdir()
-    store = build_store(tree, DataConfig(vocab="yes,no,dog"), out=tmp_path / "f", workers=2, **QUIET)
+    store = build_store(tree, DataConfig(vocab="yes,no"), out=tmp_path / "f", workers=2, **QUIET)
     summary = json.loads((store / "summary.json").read_text())
     reasons = {b["path"]: b["reason"] for b in summary["bad_clips"]}
     assert reasons["yes/aaaa0001_nohash_0.wav"].startswith("truncated WAV")
@@ -180,11 +180,16 @@ def test_rerun_keeps_finished_splits(tmp_path):
 
 @pytest.mark.skipif(not SAMPLE.is_dir(), reason="shared Speech Commands sample not present")
 def test_real_sample_reads_correctly(tmp_path):
-    store = build_store(SAMPLE, DataConfig(vocab="seed12"), out=tmp_path, workers=2, **QUIET)
+    with pytest.raises(KwsError, match="no word folder for 'forward'"):  # a v0.02 word: not in this v0.01 sample
+        build_store(SAMPLE, DataConfig(vocab="seed12"), out=tmp_path, workers=2, **QUIET)
+    with pytest.raises(KwsError, match="no clip of 'cat' in val, 'bird' in test; too few speakers"):
+        build_store(SAMPLE, DataConfig(vocab="yes,no,bird,cat,dog"), out=tmp_path, workers=2, **QUIET)
+    assert not list(tmp_path.iterdir())  # refused before anything is written
+    words = "yes,no,dog,up,down,left,right,stop,go"
+    store = build_store(SAMPLE, DataConfig(vocab=words), out=tmp_path, workers=2, **QUIET)
     summary = json.loads((store / "summary.json").read_text())
     totals = sum(summary["counts"][s]["total"] for s in ("train", "val", "test"))
-    assert totals == 11 * 10  # 'forward' is a v0.02 word: not in this v0.01 sample
-    assert any(c["reason"] == "vocabulary word has no folder" for c in summary["bad_clips"])
+    assert totals == 9 * 10
     feats = load_split(store, "train").features
     assert np.isfinite(feats).all() and feats.std() > 1.0
 
@@ -217,3 +222,44 @@ def test_features_as_a_local_submitit_job(tmp_path, capsys):
     store = Path(printed[-1])
     assert store.parent == out and open_store(store).labels == ["yes", "no"]
     assert list((out / "jobs").glob("*_log.out"))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "short"])
+def test_a_damaged_split_is_refused_then_rebuilt(tmp_path, capsys, damage):
+    tree = make_tree(tmp_path / "d", words=["yes", "no"], speakers=12)
+    cfg = DataConfig(vocab="yes,no")
+    store = build_store(tree, cfg, out=tmp_path / "f", workers=0, **QUIET)
+    good = load_split(store, "train").features
+    train = store / "train.h5"
+    if damage == "garbage":
+        train.write_bytes(b"\x00" * 4096)
+    elif damage == "truncated":
+        train.write_bytes(train.read_bytes()[: train.stat().st_size // 2])
+    else:  # a well-formed file that lost rows: summary.json says how many there must be
+        with h5py.File(train, "a") as f:
+            for name in ("features", "labels", "speaker", "path", "augmented"):
+                data = f[name][:3]
+                del f[name]
+                f.create_dataset(name, data=data)
+    with pytest.raises(KwsError, match="train.h5 (is unreadable or truncated|holds 3 rows)"):
+        open_store(store)
+    assert main(["features", "--data", str(tree), "--vocab", "yes,no", "--out", str(tmp_path / "f"),
+                 "--workers", "0", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "train.h5" in out and "rebuilding it" in out and "val.h5 already written, kept" in out
+    np.testing.assert_array_equal(load_split(open_store(store).path, "train").features, good)
+
+
+def test_two_feature_jobs_at_once_share_the_work(tmp_path):
+    tree = make_tree(tmp_path / "d", words=["yes", "no"], speakers=12)
+    out = tmp_path / "f"
+    cmd = [sys.executable, "-m", "kws_hpc", "features", "--data", str(tree), "--vocab", "yes,no", "--out", str(out),
+           "--workers", "1", "--augment", "3", "--no-progress"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-500:] for o in outs]
+    said = "\n".join(o[0] for o in outs)
+    assert "waiting for it to finish" in said and ("completed by another job" in said or "nothing recomputed" in said)
+    stores = [p for p in out.iterdir() if p.is_dir()]
+    assert len(stores) == 1 and not list(stores[0].glob(".*"))
+    assert open_store(stores[0]).signature == stores[0].name

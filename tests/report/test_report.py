@@ -225,6 +225,18 @@ def test_without_studies_says_so(trained, tmp_path):
     assert json.loads((tmp_path / "rep" / "results.json").read_text())["studies"] == []
 
 
+def test_a_run_with_an_unreadable_result_is_named_with_why(trained, tmp_path):
+    runs = tmp_path / "runs"
+    for key in ("lstm", "gru"):
+        shutil.copytree(trained["dirs"][key], runs / trained["dirs"][key].name)
+    broken = runs / trained["dirs"]["gru"].name
+    (broken / "result.json").write_text("{cut sho")
+    index = make_report(runs, tmp_path / "rep", log=lambda m: None)
+    html = index.read_text()
+    sig = json.loads((broken / "config.json").read_text())["run_signature"]
+    assert f"Run {sig} (gru, {broken}) is unusable: its result.json is unreadable." in html
+
+
 def test_missing_or_empty_runs_folder_is_one_clear_error(tmp_path, capsys):
     with pytest.raises(KwsError, match="does not exist"):
         make_report(tmp_path / "nope", tmp_path / "out")

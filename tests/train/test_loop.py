@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -273,3 +275,22 @@ def test_cli_trains_and_prints_the_run_folder_last(tiny_store, tmp_path, capsys)
     assert main(argv + ["--resume"]) == 0
     again = capsys.readouterr().out.strip().splitlines()
     assert again[-1] == str(run) and "is done" in again[0]
+
+
+def test_a_second_identical_training_waits_for_the_first_and_finds_it_done(tiny_store, tmp_path):
+    cmd = [sys.executable, "-u", "-m", "kws_hpc", "train", "--store", str(tiny_store), "--out", str(tmp_path),
+           "--hidden", "64", "--layers", "2", "--head", "last", "--epochs", "15", "--patience", "15",
+           "--device", "cpu", "--no-progress", "--threads", "1"]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines = []
+    while not any(line.startswith("epoch ") for line in lines):  # the first one holds the run's lock
+        lines.append(first.stdout.readline())
+        assert lines[-1] or first.poll() is None, lines
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    rest, _ = first.communicate(timeout=300)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr[-500:]
+    said = "".join(lines) + rest
+    assert said.count("epoch   1/15") == 1 and "epoch   1/" not in second.stdout  # trained once
+    assert "waiting for it to finish" in second.stdout and " is done: " in second.stdout
+    run = second.stdout.strip().splitlines()[-1]
+    assert run == said.strip().splitlines()[-1] and load_run(run)["epochs_run"] == 15
