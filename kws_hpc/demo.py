@@ -43,6 +43,7 @@ def run_demo(out: str | Path = "demo_out", cfg: DemoConfig = DemoConfig(), log: 
     from kws_hpc.sweep.space import load_space
     from kws_hpc.sweep.storage import open_storage, storage_url
     from kws_hpc.sweep.summary import studies_table
+    from kws_hpc.train.rundir import RunDir, best_runs
 
     out = Path(out).expanduser().resolve()
     runs, t_start = out / "runs", time.perf_counter()
@@ -76,8 +77,8 @@ def run_demo(out: str | Path = "demo_out", cfg: DemoConfig = DemoConfig(), log: 
 
     stage("6/7 export the best model")
     model_file = out / "model.onnx"
-    winner = max(best.values(), key=lambda r: r["best_val_acc"])
-    export_checkpoint(winner["run"], model_file, detector=DetectorConfig().check(), log=log)
+    winner = best_runs([RunDir(r["run"]) for r in best.values()], need_checkpoint=True)[None]
+    export_checkpoint(winner.path, model_file, detector=DetectorConfig().check(), log=log)
 
     stage("7/7 live detection over a generated stream of test-split speakers")
     wav, truth = make_stream(corpus, out / "stream.wav", minutes=cfg.stream_minutes, seed=cfg.seed,

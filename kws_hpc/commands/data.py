@@ -32,7 +32,8 @@ def register(sub) -> None:
 
     t = dsub.add_parser("stream", description=STREAM,
                         help="write a long WAV of keywords, other words and noise, with its truth")
-    t.add_argument("--corpus", required=True, help="Speech Commands folder or .tar.gz (e.g. from kws-hpc data synth DIR)")
+    t.add_argument("--corpus", required=True,
+                   help="Speech Commands folder or .tar.gz (e.g. from kws-hpc data synth DIR)")
     t.add_argument("--out", required=True, metavar="FILE.wav", help="WAV to write (truth: FILE.tsv)")
     t.add_argument("--minutes", type=float, default=1.0, help="length (default: 1)")
     t.add_argument("--seed", type=int, default=0)

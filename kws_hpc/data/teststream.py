@@ -201,10 +201,10 @@ def _pools(source, keywords, store, split) -> tuple[dict, dict, list]:
 def _store_clips(store, split) -> tuple[list, set]:
     """The store's labels and the corpus paths its clips.tsv puts in `split` (usable clips only)."""
     from kws_hpc.data.split import read_manifest
-    from kws_hpc.features.store import open_store
+    from kws_hpc.features.store import MANIFEST, open_store
 
     info = open_store(store)
-    rows = read_manifest(info.path / "clips.tsv")
+    rows = read_manifest(info.path / MANIFEST)
     allowed = {c.path for c in rows if c.reason.split(" (")[0] in USABLE and c.word != BACKGROUND
                and (split is None or c.split == split) and "#" not in c.path}
     return list(info.labels), allowed

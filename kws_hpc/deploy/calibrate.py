@@ -11,7 +11,6 @@ Otherwise the defaults stay. Smoothing, refractory time and the voice gate keep 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -27,10 +26,9 @@ CALIBRATION_MINUTES = 10.0  # ~260 keywords; a 3-min stream holds ~75, so a few 
 
 def corpus_of(store: Path) -> Optional[Path]:
     """The corpus a store was built from, when it is still where the store says."""
-    try:
-        data = json.loads((Path(store) / "summary.json").read_text()).get("data")
-    except (OSError, ValueError):
-        return None
+    from kws_hpc.features.store import read_summary
+
+    data = (read_summary(store) or {}).get("data")
     return Path(data) if data and Path(data).exists() else None
 
 

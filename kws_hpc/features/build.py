@@ -22,7 +22,8 @@ from kws_hpc.config import SPLITS, DataConfig, FeatureConfig, signature, to_dict
 from kws_hpc.errors import KwsError
 from kws_hpc.features.logmel import add_noise, log_mel, time_shift
 from kws_hpc.data.source import BadClip, FolderSource, Source, decode_wav, fix_length, open_source
-from kws_hpc.features.store import PARTIAL, check_split, is_complete, problems, split_attrs, write_split
+from kws_hpc.features.store import (MANIFEST, PARTIAL, SUMMARY, check_split, is_complete, problems, split_attrs,
+                                    split_file, write_split)
 from kws_hpc.io import lock, remove_stale, write_json
 from kws_hpc.progress import bar as progress_bar
 
@@ -125,7 +126,7 @@ def build_store(data: str | Path, data_cfg: DataConfig = DataConfig(), feat_cfg:
             for name, why in problems(store, sig).items():
                 log(f"{name} {why}: rebuilding it")
                 (store / name).unlink(missing_ok=True)
-            (store / "summary.json").unlink(missing_ok=True)
+            (store / SUMMARY).unlink(missing_ok=True)
         return _build(source, data, data_cfg, feat_cfg, store, sig, fingerprint, workers, progress, log, t0)
 
 
@@ -148,9 +149,9 @@ def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint:
                            "check the path and --vocab")
         D.check_classes(D.split_counts(clips, labels, data_cfg), data_cfg)
         store.mkdir(parents=True, exist_ok=True)
-        D.write_manifest(clips, store / "clips.tsv")
+        D.write_manifest(clips, store / MANIFEST)
         for split in SPLITS:
-            path = store / f"{split}.h5"
+            path = split_file(store, split)
             if path.is_file() and not check_split(path, sig):
                 log(f"{split}.h5 already written, kept")
                 continue
@@ -162,7 +163,7 @@ def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint:
             pool.close()
             pool.join()
     summary = _summary(clips, labels, sig, fingerprint, data, feat_cfg, data_cfg, time.perf_counter() - t0)
-    write_json(store / "summary.json", summary)
+    write_json(store / SUMMARY, summary)
     _log_summary(summary, log)
     return store
 

@@ -40,7 +40,8 @@ def log_mel(waves, cfg: FeatureConfig = FeatureConfig()):
         spec = torch.log(torch.clamp(spec, min=cfg.log_floor))
         spec = spec[..., : cfg.frames].transpose(1, 2)
         if spec.shape[1] < cfg.frames:  # clips shorter than the config implies
-            spec = torch.nn.functional.pad(spec, (0, 0, 0, cfg.frames - spec.shape[1]), value=float(np.log(cfg.log_floor)))
+            spec = torch.nn.functional.pad(spec, (0, 0, 0, cfg.frames - spec.shape[1]),
+                                           value=float(np.log(cfg.log_floor)))
     return spec.contiguous().numpy() if as_numpy else spec.contiguous()
 
 

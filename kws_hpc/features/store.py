@@ -22,6 +22,8 @@ from kws_hpc.errors import KwsError
 from kws_hpc.io import atomic_path
 
 FORMAT_VERSION = 1
+SUMMARY = "summary.json"  # written last: its presence marks the store complete
+MANIFEST = "clips.tsv"  # one row per file seen (kws_hpc.data.split writes and reads the rows)
 PARTIAL = ".partial"  # suffix of a split file being written (a killed job leaves one; the next run removes it)
 
 
@@ -51,8 +53,21 @@ class SplitData:
     augmented: np.ndarray  # [N] int8
 
 
+def split_file(store_dir: Path, split: str) -> Path:
+    return Path(store_dir) / f"{split}.h5"
+
+
+def read_summary(store_dir: str | Path) -> Optional[dict]:
+    """summary.json of a store, or None when it is missing or unreadable."""
+    try:
+        s = json.loads((Path(store_dir) / SUMMARY).read_text())
+    except (OSError, ValueError):
+        return None
+    return s if isinstance(s, dict) else None
+
+
 def is_complete(store_dir: Path) -> bool:
-    return (store_dir / "summary.json").is_file() and all((store_dir / f"{s}.h5").is_file() for s in SPLITS)
+    return (store_dir / SUMMARY).is_file() and all(split_file(store_dir, s).is_file() for s in SPLITS)
 
 
 def write_split(path: Path, feats_iter, n: int, meta: dict, attrs: dict, cfg: FeatureConfig,
@@ -143,13 +158,13 @@ def check_split(path: Path, signature: str, rows: Optional[int] = None) -> str:
 def problems(store_dir: Path, signature: Optional[str] = None) -> dict[str, str]:
     """{file name: what is wrong} for a store whose files are all there (empty when it is sound)."""
     try:
-        summary = json.loads((store_dir / "summary.json").read_text())
+        summary = json.loads((store_dir / SUMMARY).read_text())
         signature = signature or summary["signature"]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        return {"summary.json": f"is unreadable ({e.__class__.__name__})"}
+        return {SUMMARY: f"is unreadable ({e.__class__.__name__})"}
     out = {}
     for split in SPLITS:
-        why = check_split(store_dir / f"{split}.h5", signature, expected_rows(summary, split))
+        why = check_split(split_file(store_dir, split), signature, expected_rows(summary, split))
         if why:
             out[f"{split}.h5"] = why
     return out
@@ -163,7 +178,7 @@ def open_store(store_dir: str | Path) -> StoreInfo:
     if not p.is_dir():
         raise KwsError(f"feature store {p} does not exist; build it with kws-hpc features --data PATH")
     if not is_complete(p):
-        missing = [n for n in ["summary.json"] + [f"{s}.h5" for s in SPLITS] if not (p / n).is_file()]
+        missing = [n for n in [SUMMARY] + [f"{s}.h5" for s in SPLITS] if not (p / n).is_file()]
         raise KwsError(f"feature store {p} is unfinished (missing {', '.join(missing)}); "
                        "re-run kws-hpc features with the same options to complete it")
     bad = problems(p)
@@ -171,8 +186,8 @@ def open_store(store_dir: str | Path) -> StoreInfo:
         name, why = next(iter(bad.items()))
         raise KwsError(f"feature store {p}: {name} {why}; re-run kws-hpc features with the same options "
                        "(it rebuilds damaged files)")
-    summary = json.loads((p / "summary.json").read_text())
-    with h5py.File(p / "train.h5", "r") as f:
+    summary = json.loads((p / SUMMARY).read_text())
+    with h5py.File(split_file(p, "train"), "r") as f:
         a = dict(f.attrs)
     return StoreInfo(
         path=p, signature=str(a["signature"]), labels=json.loads(a["labels"]),
@@ -189,7 +204,7 @@ def load_split(store_dir: str | Path, split: str, expect_signature: Optional[str
 
     if split not in SPLITS:
         raise KwsError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
-    path = Path(store_dir) / f"{split}.h5"
+    path = split_file(store_dir, split)
     if not path.is_file():
         raise KwsError(f"{path} is missing; re-run kws-hpc features to complete the store")
     try:

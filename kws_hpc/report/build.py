@@ -18,6 +18,7 @@ from typing import Callable, Optional
 from kws_hpc.report import figures as F
 from kws_hpc.report import sections as S
 from kws_hpc.errors import KwsError
+from kws_hpc.features.store import SUMMARY, read_summary
 from kws_hpc.io import write_text
 from kws_hpc.train.rundir import best_runs
 from kws_hpc.report.html import render_html, render_markdown
@@ -76,10 +77,9 @@ def store_summaries(runs: list[Run], fig_dir: Path, rel) -> list[dict]:
         seen.add(r.store_signature)
         path = Path(r.config.get("store", ""))
         entry = {"signature": r.store_signature, "path": str(path)}
-        try:
-            summary = json.loads((path / "summary.json").read_text())
-        except (OSError, ValueError):
-            out.append({**entry, "problem": f"{path / 'summary.json'} is missing or unreadable "
+        summary = read_summary(path)
+        if summary is None:
+            out.append({**entry, "problem": f"{path / SUMMARY} is missing or unreadable "
                                             "(store moved or deleted?)"})
             continue
         if summary.get("signature") != r.store_signature:

@@ -11,7 +11,6 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
-from kws_hpc.errors import KwsError
 from kws_hpc.train.rundir import RunDir
 
 DEFAULT_JOURNAL = "studies.journal"
