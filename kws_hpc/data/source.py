@@ -66,15 +66,16 @@ class FolderSource(Source):
 
     def files(self):
         if self._files is None:
-            out = []
-            for dirpath, dirnames, filenames in os.walk(self.location):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                rel = Path(dirpath).relative_to(self.location)
+            out, root, seen = [], str(self.location), {os.path.realpath(self.location)}
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=True):  # linked folders are read too
+                real = {d: os.path.realpath(os.path.join(dirpath, d)) for d in dirnames}
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and real[d] not in seen)
+                seen.update(real[d] for d in dirnames)  # a link back up the tree is not walked twice
+                rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
+                prefix = "" if rel == "." else rel + "/"
                 for name in sorted(filenames):
-                    if name.startswith("."):
-                        continue
-                    p = Path(dirpath) / name
-                    out.append(FileEntry((rel / name).as_posix(), p.stat().st_size))
+                    if not name.startswith("."):
+                        out.append(FileEntry(prefix + name, os.stat(os.path.join(dirpath, name)).st_size))
             self._files = out
         return self._files
 
@@ -218,21 +219,62 @@ def check_riff(data: bytes) -> None:
     raise BadClip("truncated WAV: no data chunk")
 
 
+WAV_ENCODINGS = (1, 3, 0xFFFE)  # PCM, IEEE float, extensible
+
+
+def _wav_layout(fh, size: int, sample_rate: int) -> tuple[int, int, int, int]:
+    """(frames, encoding tag, bits per sample, data offset) of a 16-kHz mono WAV from its header chunks;
+    BadClip with the same reasons as `decode_wav` gave when it decoded with libsndfile."""
+    head = fh.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        raise BadClip("not a WAV file (no RIFF/WAVE header)")
+    pos, fmt = 12, None
+    while pos + 8 <= size:
+        fh.seek(pos)
+        cid, n = fh.read(4), struct.unpack("<I", fh.read(4))[0]
+        if cid == b"fmt ":
+            fmt = fh.read(min(n, 16))
+        elif cid == b"data":
+            if n > size - pos - 8:
+                raise BadClip(f"truncated WAV: header declares {n} bytes of audio, file holds {size - pos - 8}")
+            if fmt is None or len(fmt) < 16:
+                raise BadClip("unreadable audio: no format chunk before the data")
+            tag, channels, sr, _, block, bits = struct.unpack("<HHIIHH", fmt)
+            if tag not in WAV_ENCODINGS or block == 0:
+                raise BadClip(f"unreadable audio: WAV encoding {tag} (use PCM or float)")
+            if sr != sample_rate:
+                raise BadClip(f"sample rate {sr} Hz, expected {sample_rate} Hz (resample the file)")
+            if channels != 1:
+                raise BadClip(f"{channels} channels, expected mono")
+            if n // block == 0:
+                raise BadClip("no samples")
+            return n // block, tag, bits, pos + 8
+        pos += 8 + n + (n & 1)
+    raise BadClip("truncated WAV: no data chunk")
+
+
+def wav_samples(fh, size: int, sample_rate: int = 16000) -> int:
+    """Samples of a 16-kHz mono WAV read from its header alone (nothing is decoded); BadClip with the
+    reason otherwise. `fh` is a seekable binary file of `size` bytes."""
+    return _wav_layout(fh, size, sample_rate)[0]
+
+
 def decode_wav(data: bytes, sample_rate: int = 16000) -> np.ndarray:
-    """Decode a 16-kHz mono WAV into float32 in [-1, 1]; raise BadClip with the reason otherwise."""
+    """Decode a 16-kHz mono WAV into float32 in [-1, 1]; raise BadClip with the reason otherwise.
+
+    16-bit PCM (the data set's own format) is read straight from the bytes, scaled by 1/32768 exactly
+    as libsndfile does; other encodings go through libsndfile."""
+    frames, tag, bits, offset = _wav_layout(io.BytesIO(data), len(data), sample_rate)
+    if tag == 1 and bits == 16:
+        wave = np.frombuffer(data, "<i2", count=frames, offset=offset).astype(np.float32)
+        wave *= np.float32(1 / 32768)
+        return wave
     import soundfile as sf
 
-    check_riff(data)
     try:
-        wave, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        wave, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception as e:  # libsndfile's errors carry no useful type
         raise BadClip(f"unreadable audio: {str(e).splitlines()[0]}")
-    if sr != sample_rate:
-        raise BadClip(f"sample rate {sr} Hz, expected {sample_rate} Hz (resample the file)")
-    if wave.shape[1] != 1:
-        raise BadClip(f"{wave.shape[1]} channels, expected mono")
-    if wave.shape[0] == 0:
-        raise BadClip("no samples")
     return wave[:, 0]
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
-import re
-from dataclasses import asdict, dataclass, fields
+import os
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Iterable
 
@@ -71,8 +71,9 @@ def label_names(vocab_words: list[str], extras: bool) -> list[str]:
 
 def speaker_of(path: str) -> str:
     """The speaker id: the file name up to `_nohash_` (the whole stem when absent)."""
-    stem = Path(path).stem
-    return re.sub(r"_nohash_.*$", "", stem)
+    stem = os.path.splitext(path.rsplit("/", 1)[-1])[0]
+    cut = stem.find("_nohash_")
+    return stem if cut < 0 else stem[:cut]
 
 
 def hash_split(path: str, val_percent: float = 10.0, test_percent: float = 10.0) -> str:
@@ -198,7 +199,7 @@ MANIFEST_FIELDS = [f.name for f in fields(Clip)]
 
 def write_manifest(clips: list[Clip], path: Path) -> None:
     """clips.tsv: one row per clip seen, written under a temporary name and renamed."""
-    write_tsv(path, MANIFEST_FIELDS, (asdict(c) for c in clips))
+    write_tsv(path, MANIFEST_FIELDS, ({f: getattr(c, f) for f in MANIFEST_FIELDS} for c in clips))
 
 
 def read_manifest(path: Path) -> list[Clip]:

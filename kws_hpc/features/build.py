@@ -8,10 +8,12 @@ run leaves `.partial` files that the next run replaces, keeping any split alread
 from __future__ import annotations
 
 import hashlib
+import io
 import multiprocessing as mp
 import os
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -21,13 +23,15 @@ from kws_hpc.data import split as D
 from kws_hpc.config import SPLITS, DataConfig, FeatureConfig, signature, to_dict
 from kws_hpc.errors import KwsError
 from kws_hpc.features.logmel import add_noise, log_mel, time_shift
-from kws_hpc.data.source import BadClip, FolderSource, Source, decode_wav, fix_length, open_source
+from kws_hpc.data.source import BadClip, FolderSource, Source, decode_wav, fix_length, open_source, wav_samples
 from kws_hpc.features.store import (MANIFEST, PARTIAL, SUMMARY, check_split, is_complete, problems, split_attrs,
                                     split_file, write_split)
 from kws_hpc.io import lock, remove_stale, write_json
 from kws_hpc.progress import bar as progress_bar
 
-CHUNK = 128  # clips per worker task: large enough to batch the mel, small enough for a smooth bar
+CHUNK = 64  # clips per worker task: enough to batch, small enough that the last tasks of a split balance
+MEL_BATCH = 16  # clips per log-mel call: 16-32 keep the STFT in cache (~3,300 clips/s on one core here,
+                # 2,500 at 128, 1,300 at 256; BENCHMARKS.md section 1); the values are the same either way
 _NOISE: dict = {}
 
 
@@ -44,9 +48,13 @@ def _bytes(payload) -> bytes:
 
 
 def _probe(item):
+    """(path, samples, reason) from the clip's WAV header: every clip is decoded once, when featurised."""
     rel, payload = item
     try:
-        return rel, len(decode_wav(_bytes(payload))), ""
+        if isinstance(payload, bytes):
+            return rel, wav_samples(io.BytesIO(payload), len(payload)), ""
+        with open(payload, "rb") as fh:
+            return rel, wav_samples(fh, os.fstat(fh.fileno()).st_size), ""
     except BadClip as e:
         return rel, -1, str(e)
     except OSError as e:
@@ -75,10 +83,15 @@ def _featurize(task):
         if clip.label == D.SILENCE:
             wave = clip.gain * fix_length(_NOISE[clip.path.split("#")[0]][clip.start:clip.start + n], n)
         else:
-            wave = fix_length(decode_wav(_bytes(payload), feat_cfg.sample_rate), n)
+            try:
+                wave = fix_length(decode_wav(_bytes(payload), feat_cfg.sample_rate), n)
+            except BadClip as e:  # its header was sound: the audio itself is not
+                raise KwsError(f"{clip.path}: {e}; remove the file and re-run (its header looked sound)") from None
         waves.append(wave)
         waves += [_augment(wave, clip.path, k, data_cfg, feat_cfg.sample_rate) for k in range(1, copies + 1)]
-    return log_mel(np.stack(waves).astype(np.float32), feat_cfg).astype(feat_cfg.dtype)
+    x = np.stack(waves).astype(np.float32)
+    return np.concatenate([log_mel(x[i:i + MEL_BATCH], feat_cfg) for i in range(0, len(x), MEL_BATCH)]
+                          ).astype(feat_cfg.dtype)
 
 
 def _payloads(source: Source, paths: list[str]):
@@ -88,7 +101,13 @@ def _payloads(source: Source, paths: list[str]):
     return source.iter_bytes(paths)
 
 
-def _pool(workers: int, noise: dict):
+def _pool(workers: int, noise: dict, feat_cfg: FeatureConfig):
+    """The worker processes (None: work in this one). torch, torchaudio and the mel transform are loaded
+    here first, so forked workers start warm instead of each importing them (~2 s)."""
+    import torch  # noqa: F401  (loaded before the fork)
+    from kws_hpc.features.logmel import _mel_transform
+
+    _mel_transform(feat_cfg)
     if workers <= 0:
         _init_worker(noise)
         return None
@@ -137,7 +156,7 @@ def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint:
     clips, keywords, extras = D.scan(source, data_cfg)
     labels = D.label_names(keywords, extras)
     noise = _read_noise(source, feat_cfg)
-    pool = _pool(workers, noise)
+    pool = _pool(workers, noise, feat_cfg)
     try:
         _probe_all(source, clips, pool, progress)
         clips = D.select(clips, data_cfg, keywords, extras, {p: len(w) for p, w in noise.items()})
@@ -150,14 +169,19 @@ def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint:
         D.check_classes(D.split_counts(clips, labels, data_cfg), data_cfg)
         store.mkdir(parents=True, exist_ok=True)
         D.write_manifest(clips, store / MANIFEST)
+        todo = []
         for split in SPLITS:
             path = split_file(store, split)
             if path.is_file() and not check_split(path, sig):
                 log(f"{split}.h5 already written, kept")
                 continue
-            rows = [c for c in used if c.split == split]
-            copies = data_cfg.augment if split == "train" else 0
-            _write(source, rows, copies, labels, path, split, sig, fingerprint, feat_cfg, data_cfg, pool, progress)
+            todo.append(_Split(split, path, [c for c in used if c.split == split],
+                               data_cfg.augment if split == "train" else 0))
+        # one ordered stream of tasks over every split, so the workers go on with the next split while
+        # the last chunks of one are written
+        results = _map(pool, _featurize, (task for s in todo for task in _tasks(source, s, feat_cfg, data_cfg)))
+        for s in todo:
+            _write(s, results, labels, sig, fingerprint, feat_cfg, data_cfg, progress)
     finally:
         if pool is not None:
             pool.close()
@@ -205,41 +229,60 @@ def _probe_all(source: Source, clips: list, pool, progress: bool) -> None:
             bar.update()
 
 
-def _write(source, rows, copies, labels, path, split, sig, fingerprint, feat_cfg, data_cfg, pool, progress):
-    """Featurize one split's clips (words in source order, then silence) into `path`."""
-    words = [c for c in rows if c.label != D.SILENCE]
-    rows = words + [c for c in rows if c.label == D.SILENCE]
+@dataclass
+class _Split:
+    """One split file to write: its clips (words in source order, then silence) and augmented copies."""
+
+    name: str
+    path: Path
+    rows: list
+    copies: int
+
+    def __post_init__(self):
+        self.words = [c for c in self.rows if c.label != D.SILENCE]
+        self.rows = self.words + [c for c in self.rows if c.label == D.SILENCE]
+
+    @property
+    def n_tasks(self) -> int:
+        return -(-len(self.rows) // CHUNK)
+
+
+def _tasks(source, s: _Split, feat_cfg, data_cfg):
+    """The split's worker tasks: chunks of (payload, clip, copies), payloads read in source order."""
+    payloads = _payloads(source, [c.path for c in s.words])
+    chunk = []
+    for clip in s.rows:
+        payload = None
+        if clip.label != D.SILENCE:
+            rel, payload = next(payloads)
+            assert rel == clip.path, f"source order changed: {rel} != {clip.path}"
+        chunk.append((payload, clip, s.copies))
+        if len(chunk) == CHUNK:
+            yield feat_cfg, data_cfg, chunk
+            chunk = []
+    if chunk:
+        yield feat_cfg, data_cfg, chunk
+
+
+def _write(s: _Split, results, labels, sig, fingerprint, feat_cfg, data_cfg, progress) -> None:
+    """Write one split's file from the next `s.n_tasks` results of the shared stream."""
+    k = s.copies + 1
     index = {lab: i for i, lab in enumerate(labels)}
     meta = {  # each clip is followed by its augmented copies
-        "labels": [index[c.label] for c in rows for _ in range(copies + 1)],
-        "speaker": [c.speaker for c in rows for _ in range(copies + 1)],
-        "path": [c.path for c in rows for _ in range(copies + 1)],
-        "augmented": [k for _ in rows for k in range(copies + 1)],
+        "labels": [index[c.label] for c in s.rows for _ in range(k)],
+        "speaker": [c.speaker for c in s.rows for _ in range(k)],
+        "path": [c.path for c in s.rows for _ in range(k)],
+        "augmented": [j for _ in s.rows for j in range(k)],
     }
-
-    def tasks():
-        payloads = _payloads(source, [c.path for c in words])
-        chunk = []
-        for clip in rows:
-            payload = None
-            if clip.label != D.SILENCE:
-                rel, payload = next(payloads)
-                assert rel == clip.path, f"source order changed: {rel} != {clip.path}"
-            chunk.append((payload, clip, copies))
-            if len(chunk) == CHUNK:
-                yield feat_cfg, data_cfg, chunk
-                chunk = []
-        if chunk:
-            yield feat_cfg, data_cfg, chunk
-
-    n = len(rows) * (copies + 1)
-    with progress_bar(n, f"{split}.h5", "clip", progress) as bar:
+    n = len(s.rows) * k
+    with progress_bar(n, f"{s.name}.h5", "clip", progress) as bar:
         def chunks():
-            for feats in _map(pool, _featurize, tasks()):
+            for _ in range(s.n_tasks):
+                feats = next(results)
                 bar.update(len(feats))
                 yield feats
-        write_split(path, chunks(), n, meta, split_attrs(sig, fingerprint, labels, feat_cfg, data_cfg, split),
-                    feat_cfg, with_stats=(split == "train"))
+        write_split(s.path, chunks(), n, meta, split_attrs(sig, fingerprint, labels, feat_cfg, data_cfg, s.name),
+                    feat_cfg, with_stats=(s.name == "train"))
 
 
 def _summary(clips, labels, sig, fingerprint, data, feat_cfg, data_cfg, seconds) -> dict:

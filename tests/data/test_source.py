@@ -114,3 +114,49 @@ def test_tar_member_escaping_its_folder_is_refused_by_name(tmp_path, name):
     src = TarSource(_tar(tmp_path / "a.tar.gz", [("c/yes/a_nohash_0.wav", clip), (name, clip)]))
     with pytest.raises(KwsError, match=f"member {name!r} points outside its folder"):
         src.files()
+
+
+def test_folder_links_are_read_and_a_loop_is_walked_once(tmp_path):
+    clip = wav_bytes(np.zeros(16000, np.float32))
+    real = tmp_path / "elsewhere" / "yes"
+    real.mkdir(parents=True)
+    (real / "a_nohash_0.wav").write_bytes(clip)
+    root = tmp_path / "data"
+    (root / "no").mkdir(parents=True)
+    (root / "no" / "b_nohash_0.wav").symlink_to(real / "a_nohash_0.wav")
+    (root / "yes").symlink_to(real)
+    (real / "loop").symlink_to(root)  # a link back up the tree
+    src = FolderSource(root)
+    paths = [e.path for e in src.files()]
+    assert "yes/a_nohash_0.wav" in paths and "no/b_nohash_0.wav" in paths
+    assert len(paths) == len(set(paths)) and all(e.size == len(clip) for e in src.files())
+    assert src.dirs() == ["no", "yes"]
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_decoding_equals_libsndfile_and_the_header_gives_the_length(subtype):
+    from kws_hpc.data.source import wav_samples
+
+    x = np.random.default_rng(0).uniform(-1, 1, 12345).astype(np.float32)
+    data = wav_bytes(x, subtype=subtype)
+    want, _ = sf.read(io.BytesIO(data), dtype="float32")
+    got = decode_wav(data)
+    assert got.dtype == np.float32 and np.array_equal(got, want)  # bit for bit
+    assert wav_samples(io.BytesIO(data), len(data)) == 12345
+    full = wav_bytes(np.arange(-32768, 32768, dtype=np.int16))  # every 16-bit value
+    assert np.array_equal(decode_wav(full), sf.read(io.BytesIO(full), dtype="float32")[0])
+
+
+@pytest.mark.parametrize("data,reason", [
+    (b"garbage" * 10, "not a WAV file"),
+    (wav_bytes(np.zeros(16000))[:3000], "truncated WAV"),
+    (wav_bytes(np.zeros(800), sr=8000), "sample rate 8000 Hz"),
+    (wav_bytes(np.zeros((10, 2))), "2 channels"),
+    (wav_bytes(np.zeros(0)), "no samples"),
+])
+def test_the_header_probe_gives_decode_wavs_reasons(data, reason):
+    from kws_hpc.data.source import wav_samples
+
+    for read in (lambda: decode_wav(data), lambda: wav_samples(io.BytesIO(data), len(data))):
+        with pytest.raises(BadClip, match=reason):
+            read()
