@@ -20,3 +20,21 @@ def test_feature_and_training_benchmarks_report_figures(tiny_store, tiny_tree, t
     rows = bench_train(tiny_store, tiny_tree, cells=("gru",), epochs=1, workers=0)
     assert [r["pipeline"] for r in rows] == ["store", "wav_dataloader"]
     assert rows[0]["clips_per_epoch"] == rows[1]["clips_per_epoch"] == 170
+    assert rows[0]["speedup"] == round(rows[0]["clips_per_s"] / rows[1]["clips_per_s"], 2)
+
+
+def test_bench_all_writes_one_table_of_ratios(tiny_store, tiny_tree, tmp_path, capsys):
+    from kws_hpc.cli import main
+
+    out = tmp_path / "b"
+    assert main(["bench", "all", "--data", str(tiny_tree), "--store", str(tiny_store), "--workers", "0",
+                 "--train-epochs", "1", "--loader-workers", "0", "--trials", "1", "--sweep-epochs", "1",
+                 "--space", "tiny", "--out", str(out)]) == 0
+    table = (out / "all.md").read_text()
+    assert table.startswith("| benchmark | figure | compared with | ratio |")
+    for what in ("| features | feature job", "| train | gru store batches", "| train | lstm store batches",
+                 "| sweep | ", "inference skipped: pass --model"):
+        assert what in table
+    rows = [line for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 + 4 + 2 and all('"speedup"' in r for r in rows if '"pipeline": "wav' not in r
+                                            and '"workers": 1,' not in r)
