@@ -92,14 +92,23 @@ class FolderSource(Source):
                 yield p, f.read_bytes()
 
 
+HEAD = 1024  # bytes of each .wav member kept while listing an archive: its header (44 bytes in the data set)
+KEEP_BYTES = 1 << 20  # other members up to this size are kept too (README, the official lists)
+KEEP_DIR = "_background_noise_/"  # and the background noise, which every store reads
+
+
 class TarSource(Source):
-    """A Speech Commands .tar.gz read in place: one sequential pass per request, nothing extracted."""
+    """A Speech Commands .tar.gz read in place, nothing extracted: one sequential pass lists it and keeps
+    each WAV's header, the small files and the background noise; each later request is one more pass."""
 
     def __init__(self, location):
         super().__init__(location)
         self._files: Optional[list[FileEntry]] = None
         self._dirs: list[str] = []
         self._prefix = ""
+        self._heads: dict[str, bytes] = {}  # the first HEAD bytes of every .wav member (the probe reads them)
+        self._kept: dict[str, bytes] = {}  # small files and background noise, read during the listing pass
+        self._links: dict[str, str] = {}  # link member -> the member name of the file it stands for
 
     def _name(self, name: str) -> str:
         """A member's path relative to the archive root, normalised; KwsError for one escaping it."""
@@ -125,9 +134,16 @@ class TarSource(Source):
 
     def _scan(self):
         files, dirs = [], set()
+        heads, kept = {}, {}
         try:
             with tarfile.open(self.location, "r:*") as tar:
-                members = tar.getmembers()
+                members = []
+                for m in tar:  # one sequential pass lists the archive and keeps what later stages need
+                    members.append(m)
+                    if m.isfile() and m.name.lower().endswith(".wav") and KEEP_DIR not in m.name:
+                        heads[m.name] = tar.extractfile(m).read(HEAD)
+                    elif m.isfile() and (m.size <= KEEP_BYTES or KEEP_DIR in m.name):
+                        kept[m.name] = tar.extractfile(m).read()
         except (tarfile.TarError, OSError, EOFError) as e:
             why = "not a tar or tar.gz archive, or a damaged one" if isinstance(e, tarfile.ReadError) else \
                 " ".join(str(e).split())
@@ -153,6 +169,12 @@ class TarSource(Source):
                 files.append(FileEntry(rel, target.size))
                 if "/" in rel:
                     dirs.add(rel.split("/", 1)[0])
+                if target.name in heads:
+                    self._heads[rel] = heads[target.name]
+                if target.name in kept:
+                    self._kept[rel] = kept[target.name]
+                if target is not m:
+                    self._links[rel] = target.name
         self._files = files  # archive order: one sequential pass then serves clips in manifest order
         self._dirs = sorted(dirs)
 
@@ -166,24 +188,45 @@ class TarSource(Source):
             self._scan()
         return self._dirs
 
+    def head(self, path: str) -> Optional[bytes]:
+        """The first bytes of a .wav member, kept by the listing pass (no further pass)."""
+        if self._files is None:
+            self._scan()
+        return self._heads.get(path)
+
     def iter_bytes(self, paths):
         wanted = set(paths)
         if self._files is None:
             self._scan()
+        if wanted <= set(self._kept):  # lists and background noise: kept by the listing pass
+            for e in self._files:
+                if e.path in wanted:
+                    yield e.path, self._kept[e.path]
+            return
+        targets = {self._links[p] for p in wanted if p in self._links}
+        held: dict[str, bytes] = {}  # files that wanted links stand for, kept until the links pass by
         with tarfile.open(self.location, "r:*") as tar:
             for m in tar:
                 if not wanted:
                     break
                 rel = self._name(m.name)
                 rel = rel[len(self._prefix):] if rel.startswith(self._prefix) else rel
-                if rel in wanted and (m.isfile() or m.islnk() or m.issym()):
-                    try:
-                        fh = tar.extractfile(m)  # resolves a link to the member it names
-                    except KeyError:
-                        fh = None
-                    if fh is not None:
-                        wanted.discard(rel)
-                        yield rel, fh.read()
+                data = None
+                if m.isfile() and (rel in wanted or m.name in targets):
+                    data = tar.extractfile(m).read()
+                    if m.name in targets:
+                        held[m.name] = data
+                elif rel in wanted and (m.islnk() or m.issym()):
+                    data = held.get(self._links.get(rel, ""))
+                    if data is None:  # a link to a file further on: tarfile finds it (slowly)
+                        try:
+                            fh = tar.extractfile(m)
+                        except KeyError:
+                            fh = None
+                        data = fh.read() if fh is not None else None
+                if rel in wanted and data is not None:
+                    wanted.discard(rel)
+                    yield rel, data
 
 
 def open_source(location: str | Path) -> Source:
@@ -231,9 +274,14 @@ def _wav_layout(fh, size: int, sample_rate: int) -> tuple[int, int, int, int]:
     pos, fmt = 12, None
     while pos + 8 <= size:
         fh.seek(pos)
-        cid, n = fh.read(4), struct.unpack("<I", fh.read(4))[0]
+        hdr = fh.read(8)
+        if len(hdr) < 8:
+            raise EOFError("the bytes given end before the file does")  # a head, not the whole file
+        cid, n = hdr[:4], struct.unpack("<I", hdr[4:])[0]
         if cid == b"fmt ":
             fmt = fh.read(min(n, 16))
+            if len(fmt) < min(n, 16) and pos + 8 + min(n, 16) <= size:
+                raise EOFError("the bytes given end before the file does")
         elif cid == b"data":
             if n > size - pos - 8:
                 raise BadClip(f"truncated WAV: header declares {n} bytes of audio, file holds {size - pos - 8}")
@@ -255,7 +303,8 @@ def _wav_layout(fh, size: int, sample_rate: int) -> tuple[int, int, int, int]:
 
 def wav_samples(fh, size: int, sample_rate: int = 16000) -> int:
     """Samples of a 16-kHz mono WAV read from its header alone (nothing is decoded); BadClip with the
-    reason otherwise. `fh` is a seekable binary file of `size` bytes."""
+    reason otherwise. `fh` is a seekable binary file of `size` bytes, or its first bytes only: EOFError
+    when those end before the header does."""
     return _wav_layout(fh, size, sample_rate)[0]
 
 

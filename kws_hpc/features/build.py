@@ -24,8 +24,8 @@ from kws_hpc.config import SPLITS, DataConfig, FeatureConfig, signature, to_dict
 from kws_hpc.errors import KwsError
 from kws_hpc.features.logmel import add_noise, log_mel, time_shift
 from kws_hpc.data.source import BadClip, FolderSource, Source, decode_wav, fix_length, open_source, wav_samples
-from kws_hpc.features.store import (MANIFEST, PARTIAL, SUMMARY, check_split, is_complete, problems, split_attrs,
-                                    split_file, write_split)
+from kws_hpc.features.store import (MANIFEST, PARTIAL, SUMMARY, SplitWriter, check_split, is_complete, problems,
+                                    split_attrs, split_file)
 from kws_hpc.io import lock, remove_stale, write_json
 from kws_hpc.progress import bar as progress_bar
 
@@ -51,10 +51,14 @@ def _probe(item):
     """(path, samples, reason) from the clip's WAV header: every clip is decoded once, when featurised."""
     rel, payload = item
     try:
+        if isinstance(payload, tuple):  # (the first bytes of an archive member, its size)
+            return rel, wav_samples(io.BytesIO(payload[0]), payload[1]), ""
         if isinstance(payload, bytes):
             return rel, wav_samples(io.BytesIO(payload), len(payload)), ""
         with open(payload, "rb") as fh:
             return rel, wav_samples(fh, os.fstat(fh.fileno()).st_size), ""
+    except EOFError:
+        return rel, -2, ""  # the kept head ends before the WAV header does: read the whole clip
     except BadClip as e:
         return rel, -1, str(e)
     except OSError as e:
@@ -177,11 +181,7 @@ def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint:
                 continue
             todo.append(_Split(split, path, [c for c in used if c.split == split],
                                data_cfg.augment if split == "train" else 0))
-        # one ordered stream of tasks over every split, so the workers go on with the next split while
-        # the last chunks of one are written
-        results = _map(pool, _featurize, (task for s in todo for task in _tasks(source, s, feat_cfg, data_cfg)))
-        for s in todo:
-            _write(s, results, labels, sig, fingerprint, feat_cfg, data_cfg, progress)
+        _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg, pool, progress)
     finally:
         if pool is not None:
             pool.close()
@@ -221,10 +221,24 @@ def _read_noise(source: Source, cfg: FeatureConfig) -> dict:
 
 
 def _probe_all(source: Source, clips: list, pool, progress: bool) -> None:
-    """Decode every candidate clip once: record its length, or the reason it is unusable."""
+    """Check every candidate clip from its WAV header: record its length, or the reason it is unusable.
+    An archive's headers were kept when it was listed; only a clip whose header runs past them is read."""
     todo = {c.path: c for c in clips if c.label and not c.reason}
+    heads = getattr(source, "head", None)
+    if heads is None:
+        items = _payloads(source, list(todo))
+    else:
+        sizes = {e.path: e.size for e in source.files()}
+        items = ((p, (heads(p) or b"", sizes[p])) for p in todo)
+    again = []
     with progress_bar(len(todo), "checking clips", "clip", progress) as bar:
-        for rel, samples, reason in _map(pool, _probe, _payloads(source, list(todo)), chunksize=64):
+        for rel, samples, reason in _map(pool, _probe, items, chunksize=64):
+            if samples == -2:
+                again.append(rel)
+                continue
+            todo[rel].samples, todo[rel].reason = samples, reason
+            bar.update()
+        for rel, samples, reason in _map(pool, _probe, _payloads(source, again), chunksize=64):
             todo[rel].samples, todo[rel].reason = samples, reason
             bar.update()
 
@@ -242,47 +256,63 @@ class _Split:
         self.words = [c for c in self.rows if c.label != D.SILENCE]
         self.rows = self.words + [c for c in self.rows if c.label == D.SILENCE]
 
-    @property
-    def n_tasks(self) -> int:
-        return -(-len(self.rows) // CHUNK)
+
+def _featurize_for(task):
+    """(split name, features) of a (split name, task) pair."""
+    return task[0], _featurize(task[1])
 
 
-def _tasks(source, s: _Split, feat_cfg, data_cfg):
-    """The split's worker tasks: chunks of (payload, clip, copies), payloads read in source order."""
-    payloads = _payloads(source, [c.path for c in s.words])
-    chunk = []
-    for clip in s.rows:
-        payload = None
-        if clip.label != D.SILENCE:
-            rel, payload = next(payloads)
-            assert rel == clip.path, f"source order changed: {rel} != {clip.path}"
-        chunk.append((payload, clip, s.copies))
-        if len(chunk) == CHUNK:
-            yield feat_cfg, data_cfg, chunk
-            chunk = []
-    if chunk:
-        yield feat_cfg, data_cfg, chunk
+def _tasks(source, used: list, todo: list, feat_cfg, data_cfg):
+    """(split name, task) pairs: every split's words read in one pass over the source, in source order,
+    each split's chunks filled in its own row order (words, then silence) exactly as it is written."""
+    split_of = {s.name: s for s in todo}
+    buffers: dict = {s.name: [] for s in todo}
+    words = [c for c in used if c.split in split_of and c.label != D.SILENCE]
+
+    def add(s: _Split, payload, clip):
+        buffers[s.name].append((payload, clip, s.copies))
+        if len(buffers[s.name]) == CHUNK:
+            chunk, buffers[s.name] = buffers[s.name], []
+            return [(s.name, (feat_cfg, data_cfg, chunk))]
+        return []
+
+    for clip, (rel, payload) in zip(words, _payloads(source, [c.path for c in words])):
+        assert rel == clip.path, f"source order changed: {rel} != {clip.path}"
+        yield from add(split_of[clip.split], payload, clip)
+    for s in todo:
+        for clip in s.rows[len(s.words):]:  # the split's silence, cut from the noise the workers hold
+            yield from add(s, None, clip)
+        if buffers[s.name]:
+            yield s.name, (feat_cfg, data_cfg, buffers[s.name])
 
 
-def _write(s: _Split, results, labels, sig, fingerprint, feat_cfg, data_cfg, progress) -> None:
-    """Write one split's file from the next `s.n_tasks` results of the shared stream."""
-    k = s.copies + 1
+def _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg, pool, progress) -> None:
+    """Featurise every split still to write in one stream of tasks (one pass over an archive), each
+    result appended to its split's file; the files are renamed into place once complete."""
     index = {lab: i for i, lab in enumerate(labels)}
-    meta = {  # each clip is followed by its augmented copies
-        "labels": [index[c.label] for c in s.rows for _ in range(k)],
-        "speaker": [c.speaker for c in s.rows for _ in range(k)],
-        "path": [c.path for c in s.rows for _ in range(k)],
-        "augmented": [j for _ in s.rows for j in range(k)],
-    }
-    n = len(s.rows) * k
-    with progress_bar(n, f"{s.name}.h5", "clip", progress) as bar:
-        def chunks():
-            for _ in range(s.n_tasks):
-                feats = next(results)
+    writers = {}
+    try:
+        for s in todo:
+            k = s.copies + 1
+            meta = {  # each clip is followed by its augmented copies
+                "labels": [index[c.label] for c in s.rows for _ in range(k)],
+                "speaker": [c.speaker for c in s.rows for _ in range(k)],
+                "path": [c.path for c in s.rows for _ in range(k)],
+                "augmented": [j for _ in s.rows for j in range(k)],
+            }
+            attrs = split_attrs(sig, fingerprint, labels, feat_cfg, data_cfg, s.name)
+            writers[s.name] = SplitWriter(s.path, len(s.rows) * k, meta, attrs, feat_cfg, s.name == "train")
+        total = sum(w.n for w in writers.values())
+        desc = ", ".join(f"{s.name}.h5" for s in todo)
+        with progress_bar(total, desc, "clip", progress) as bar:
+            for name, feats in _map(pool, _featurize_for, _tasks(source, used, todo, feat_cfg, data_cfg)):
+                writers[name].append(feats)
                 bar.update(len(feats))
-                yield feats
-        write_split(s.path, chunks(), n, meta, split_attrs(sig, fingerprint, labels, feat_cfg, data_cfg, s.name),
-                    feat_cfg, with_stats=(s.name == "train"))
+        for s in todo:
+            writers.pop(s.name).close()
+    finally:
+        for w in writers.values():
+            w.abort()
 
 
 def _summary(clips, labels, sig, fingerprint, data, feat_cfg, data_cfg, seconds) -> dict:

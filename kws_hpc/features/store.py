@@ -11,6 +11,7 @@ summary.json is written last and marks the store complete.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -19,7 +20,7 @@ import numpy as np
 
 from kws_hpc.config import SPLITS, DataConfig, FeatureConfig, from_dict, to_dict
 from kws_hpc.errors import KwsError
-from kws_hpc.io import atomic_path
+from kws_hpc.io import temp_name
 
 FORMAT_VERSION = 1
 SUMMARY = "summary.json"  # written last: its presence marks the store complete
@@ -70,43 +71,68 @@ def is_complete(store_dir: Path) -> bool:
     return (store_dir / SUMMARY).is_file() and all(split_file(store_dir, s).is_file() for s in SPLITS)
 
 
+class SplitWriter:
+    """One split file being written: chunks of features arrive in row order (from any number of places
+    in a job), the per-mel mean and std accumulate in float64 as they pass, and `close` renames the
+    finished file into place; `abort` removes it. `meta` holds the per-row arrays (labels, speaker,
+    path, augmented); `with_stats` adds the mean and std (train.h5)."""
+
+    def __init__(self, path: Path, n: int, meta: dict, attrs: dict, cfg: FeatureConfig, with_stats: bool):
+        import h5py
+
+        self.path, self.n, self.attrs, self.cfg, self.with_stats = Path(path), n, attrs, cfg, with_stats
+        self.tmp = temp_name(self.path, PARTIAL)
+        self.pos, self.s1, self.s2 = 0, np.zeros(cfg.n_mels), np.zeros(cfg.n_mels)
+        self.f = h5py.File(self.tmp, "w")
+        self.ds = self.f.create_dataset("features", shape=(n, cfg.frames, cfg.n_mels), dtype=cfg.dtype,
+                                        chunks=(max(1, min(n, 256)), cfg.frames, cfg.n_mels) if n else None)
+        self.f.create_dataset("labels", data=np.asarray(meta["labels"], dtype=np.int32))
+        self.f.create_dataset("augmented", data=np.asarray(meta["augmented"], dtype=np.int8))
+        str_t = h5py.string_dtype()
+        self.f.create_dataset("speaker", data=np.asarray(meta["speaker"], dtype=object), dtype=str_t)
+        self.f.create_dataset("path", data=np.asarray(meta["path"], dtype=object), dtype=str_t)
+
+    def append(self, chunk: np.ndarray) -> None:
+        self.ds[self.pos:self.pos + len(chunk)] = chunk
+        if self.with_stats:
+            c64 = chunk.astype(np.float64).reshape(-1, self.cfg.n_mels)
+            self.s1 += c64.sum(0)
+            self.s2 += (c64 ** 2).sum(0)
+        self.pos += len(chunk)
+
+    def close(self) -> None:
+        """Check every row arrived, write the attributes, and rename the file into place."""
+        if self.pos != self.n:
+            self.abort()
+            raise RuntimeError(f"{self.path.name}: wrote {self.pos} rows, expected {self.n}")
+        for k, v in self.attrs.items():
+            self.f.attrs[k] = v
+        if self.with_stats:
+            count = max(1, self.n * self.cfg.frames)
+            mean = self.s1 / count
+            self.f.attrs["mean"] = mean.astype(np.float32)
+            self.f.attrs["std"] = np.sqrt(np.maximum(self.s2 / count - mean ** 2, 1e-12)).astype(np.float32)
+        self.f.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        try:
+            self.f.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
 def write_split(path: Path, feats_iter, n: int, meta: dict, attrs: dict, cfg: FeatureConfig,
                 with_stats: bool) -> None:
-    """Write one split file from an iterator of float feature chunks, then rename it into place.
-
-    `meta` holds the per-row arrays (labels, speaker, path, augmented); `with_stats` adds the per-mel
-    mean and std (train.h5), accumulated in float64 while the chunks stream past.
-    """
-    import h5py
-
-    shape = (n, cfg.frames, cfg.n_mels)
-    s1 = np.zeros(cfg.n_mels)
-    s2 = np.zeros(cfg.n_mels)
-    with atomic_path(path, suffix=PARTIAL) as tmp, h5py.File(tmp, "w") as f:
-        ds = f.create_dataset("features", shape=shape, dtype=cfg.dtype,
-                              chunks=(max(1, min(n, 256)), cfg.frames, cfg.n_mels) if n else None)
-        f.create_dataset("labels", data=np.asarray(meta["labels"], dtype=np.int32))
-        f.create_dataset("augmented", data=np.asarray(meta["augmented"], dtype=np.int8))
-        str_t = h5py.string_dtype()
-        f.create_dataset("speaker", data=np.asarray(meta["speaker"], dtype=object), dtype=str_t)
-        f.create_dataset("path", data=np.asarray(meta["path"], dtype=object), dtype=str_t)
-        pos = 0
+    """Write one split file from an iterator of float feature chunks, then rename it into place."""
+    w = SplitWriter(path, n, meta, attrs, cfg, with_stats)
+    try:
         for chunk in feats_iter:
-            ds[pos:pos + len(chunk)] = chunk
-            c64 = chunk.astype(np.float64).reshape(-1, cfg.n_mels)
-            s1 += c64.sum(0)
-            s2 += (c64 ** 2).sum(0)
-            pos += len(chunk)
-        if pos != n:
-            raise RuntimeError(f"{path.name}: wrote {pos} rows, expected {n}")
-        for k, v in attrs.items():
-            f.attrs[k] = v
-        if with_stats:
-            count = max(1, n * cfg.frames)
-            mean = s1 / count
-            std = np.sqrt(np.maximum(s2 / count - mean ** 2, 1e-12))
-            f.attrs["mean"] = mean.astype(np.float32)
-            f.attrs["std"] = std.astype(np.float32)
+            w.append(chunk)
+    except BaseException:
+        w.abort()
+        raise
+    w.close()
 
 
 def split_attrs(signature: str, fingerprint: str, labels: list, feat_cfg: FeatureConfig,
