@@ -163,7 +163,7 @@ def stream_audio(corpus, minutes: float = 1.0, seed: int = 0, keywords=None, sto
         events.append(TruthEvent(onset=(start + first) / SR, offset=(start + end) / SR, word=word, kind=kind,
                                  clip_start=start / SR, source=src))
         t = (start + end) / SR + rng.uniform(*gap_s)
-    if not any(e.kind == "keyword" for e in events):
+    if keyword_share > 0 and not any(e.kind == "keyword" for e in events):
         raise KwsError(f"a {minutes} min stream holds no keyword; ask for more minutes")
     return np.clip(audio, -1.0, 1.0).astype(np.float32), events
 
@@ -226,9 +226,12 @@ def _plan(kw_clips: dict, other_clips: dict, rng, keyword_share: float, noise_sh
     """`n` events (kind, word, clip path or None), more than a stream of the asked length can hold."""
     decks = {w: _Deck(p, rng) for w, p in {**kw_clips, **other_clips}.items()}
     kw_words, other_words, plan = sorted(kw_clips), sorted(other_clips), []
+    if keyword_share == 0 and not other_words and noise_share < 1:
+        raise KwsError("a stream without keywords (--keyword-share 0) needs other words, and the corpus has "
+                       "none in this split; pass --noise-share 1 for noise only")
     for _ in range(n):
         r = rng.random()
-        if r < keyword_share or (not other_words and r >= keyword_share + noise_share):
+        if r < keyword_share or (not other_words and r >= keyword_share + noise_share and keyword_share > 0):
             word = kw_words[int(rng.integers(len(kw_words)))]
             plan.append(("keyword", word, decks[word].draw()))
         elif r < keyword_share + noise_share:

@@ -95,6 +95,8 @@ def score_run(pipe, dets, labels, cfg: DetectorConfig, opts: LiveOptions, log) -
     tol = opts.tolerance if opts.tolerance is not None else TOLERANCE_S
     s = score(dets, truth, labels, pipe.seconds, tol)
     log(f"score: {s.summary()}")
+    if s.false_alarms:
+        log(f"false alarms by the word under them: {s.confusions()}")
     for lab, c in s.per_class.items():
         if c["truth"] or c["false_alarms"]:
             log(f"  {lab:<12s} {c['hits']:3d}/{c['truth']:<3d} hit  {c['false_alarms']:3d} false alarm(s)")

@@ -31,6 +31,7 @@ class Score:
     seconds: float  # stream duration
     latencies: list = field(default_factory=list)  # detection time - onset, per hit
     per_class: dict = field(default_factory=dict)  # label -> {truth, hits, false_alarms}
+    confused: dict = field(default_factory=dict)  # false alarms by the word under them (`(quiet)`: none)
 
     @property
     def misses(self) -> int:
@@ -55,7 +56,15 @@ class Score:
                  latency_p90=self.latency(90) if self.latencies else None)
         return d
 
+    def confusions(self, most: int = 8) -> str:
+        """'off 3, house 2, _noise_ 1' (the words false alarms fell on), or '' without false alarms."""
+        top = sorted(self.confused.items(), key=lambda kv: (-kv[1], kv[0]))[:most]
+        return ", ".join(f"{w} {n}" for w, n in top)
+
     def summary(self) -> str:
+        if not self.keywords:  # a negative stream: only false alarms can happen
+            return (f"no keywords in {self.seconds / 60:.2f} min: {self.false_alarms} false alarms "
+                    f"({self.fa_per_hour:.2f} per hour)")
         lat = (f"latency median {self.latency(50):.2f} s, mean {np.mean(self.latencies):.2f} s, "
                f"p90 {self.latency(90):.2f} s" if self.latencies else "latency n/a")
         return (f"{self.keywords} keywords: {self.hits} hits ({100 * self.hit_rate:.1f} %), "
@@ -72,7 +81,8 @@ def score(detections: Sequence[Detection], truth: Sequence[TruthEvent], labels: 
     per = {lab: {"truth": 0, "hits": 0, "false_alarms": 0} for lab in sorted(keywords)}
     for e in expected:
         per[e.word]["truth"] += 1
-    hits, fas, subs, lat = 0, 0, 0, []
+    hits, fas, subs, lat, confused = 0, 0, 0, [], {}
+    events = sorted(truth, key=lambda e: e.onset)
     for d in sorted(detections, key=lambda d: d.time):
         near = [i for i, e in enumerate(expected) if e.onset <= d.time + 1e-9 <= e.onset + tolerance_s + 2e-9]
         match = next((i for i in near if not used[i] and expected[i].word == d.label), None)
@@ -80,13 +90,27 @@ def score(detections: Sequence[Detection], truth: Sequence[TruthEvent], labels: 
             fas += 1
             subs += any(expected[i].word != d.label for i in near)
             per.setdefault(d.label, {"truth": 0, "hits": 0, "false_alarms": 0})["false_alarms"] += 1
+            under = _under(events, d.time, tolerance_s)
+            confused[under] = confused.get(under, 0) + 1
             continue
         used[match] = True
         hits += 1
         per[d.label]["hits"] += 1
         lat.append(round(d.time - expected[match].onset, 4))
     return Score(keywords=len(expected), hits=hits, false_alarms=fas, substitutions=subs, seconds=seconds,
-                 latencies=lat, per_class=per)
+                 latencies=lat, per_class=per, confused=confused)
+
+
+def _under(events: Sequence[TruthEvent], time: float, tolerance_s: float) -> str:
+    """The word a detection at `time` fell on: the latest event that began before it and ended at most
+    `tolerance_s` earlier (a detector fires after the word), else `(quiet)`."""
+    word = "(quiet)"
+    for e in events:
+        if e.onset > time + 1e-9:
+            break
+        if time <= e.offset + tolerance_s + 1e-9:
+            word = e.word
+    return word
 
 
 def sweep(times, smoothed: np.ndarray, labels, cfg: DetectorConfig, truth, seconds: float,

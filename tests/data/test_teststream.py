@@ -66,6 +66,15 @@ def test_split_keeps_only_that_splits_speakers(corpus):
     assert sources and all(hash_split(p) == "test" for p in sources)
 
 
+def test_a_negative_stream_holds_other_words_and_noise_of_test_speakers_only(corpus):
+    _, truth = stream_audio(corpus, minutes=2, seed=5, split="test", keyword_share=0.0, noise_share=0.2)
+    kinds = {e.kind for e in truth}
+    assert kinds == {"other", "noise"} and len(truth) > 20
+    assert all(hash_split(e.source) == "test" for e in truth if e.kind == "other")
+    noise_only, _ = stream_audio(corpus, minutes=0.2, seed=5, keywords=["yes"], keyword_share=0.0, noise_share=1.0)
+    assert len(noise_only) == int(round(0.2 * 60 * 16000))
+
+
 def test_store_split_follows_its_manifest(tiny_store, tiny_tree):
     _, truth = stream_audio(tiny_tree, minutes=0.5, seed=1, store=tiny_store, split="val")
     split_of = {c.path: c.split for c in read_manifest(tiny_store / "clips.tsv")}

@@ -121,6 +121,22 @@ def test_score_hits_misses_false_alarms_and_latency():
     late = score([Detection(2.6, "yes", 0.9)], truth[:1], LABELS, 10.0, tolerance_s=1.5)
     assert (late.hits, late.false_alarms) == (0, 1)
     assert "2 hits (66.7 %)" in s.summary() and s.as_dict()["hit_rate"] == pytest.approx(2 / 3)
+    # each false alarm is put on the latest word that began before it and ended at most 1.5 s earlier:
+    # the same word again, another keyword, another word (twice: 5.4 s and 6.9 s), noise
+    assert s.confused == {"yes": 1, "no": 1, "house": 2, "_noise_": 1}
+    assert s.confusions() == "house 2, _noise_ 1, no 1, yes 1" and s.as_dict()["confused"] == s.confused
+
+
+def test_a_negative_stream_counts_every_detection_as_a_false_alarm():
+    truth = [TruthEvent(1.0, 1.4, "house", "other"), TruthEvent(4.0, 5.0, "_noise_", "noise"),
+             TruthEvent(8.0, 8.4, "off", "other")]
+    dets = [Detection(1.5, "yes", 0.9), Detection(8.6, "up", 0.9), Detection(8.9, "up", 0.8),
+            Detection(20.0, "no", 0.7)]
+    s = score(dets, truth, LABELS, seconds=1800.0)
+    assert (s.keywords, s.hits, s.false_alarms) == (0, 0, 4) and s.fa_per_hour == pytest.approx(8.0)
+    assert s.confused == {"house": 1, "off": 2, "(quiet)": 1}
+    assert s.summary() == "no keywords in 30.00 min: 4 false alarms (8.00 per hour)"
+    assert s.hit_rate != s.hit_rate  # NaN: there was nothing to hit
 
 
 def test_sweep_and_pick_threshold_on_a_recorded_trace():
