@@ -132,6 +132,12 @@ def bench_train(store: str | Path, data: str | Path, cells=("gru", "lstm"), epoc
     originals = [p for p, a in zip(train.paths, train.augmented) if a == 0 and "#" not in p]
     labels = {p: int(lab) for p, lab in zip(train.paths, train.labels)}
     items = [(Path(data) / p, labels[p]) for p in originals]
+    missing = [str(p) for p, _ in items if not p.is_file()]
+    if missing:
+        from kws_hpc.errors import KwsError
+
+        raise KwsError(f"{len(missing)} of the store's {len(items)} training clips are not under {data} (first: "
+                       f"{missing[0]}); give --data the folder the store was built from")
     bs = TrainConfig().batch_size
     loader = torch.utils.data.DataLoader(WavDataset(items, info.feature_config), batch_size=bs, shuffle=True,
                                          num_workers=workers, persistent_workers=workers > 0)

@@ -51,6 +51,12 @@ def world(tiny_tree, tiny_store, tmp_path_factory) -> dict:
     (root / "nothing").mkdir()
     (root / "bin.journal").write_bytes(bytes(range(256)) * 4)
     (root / "text.journal").write_text("hello\nworld\n")
+    import optuna  # a real journal with a damaged record in the middle
+
+    good = root / "good.journal"
+    optuna.create_study(study_name="s", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(good))))
+    (root / "mid.journal").write_text(good.read_text() + "garbage\n" + good.read_text())
     (root / "bad.tar.gz").write_bytes(b"\x1f\x8b not really gzip")
     (root / "ckpt.pt").write_bytes(b"not a checkpoint")
     sf.write(root / "zero.wav", np.zeros(0, np.float32), 16000, subtype="PCM_16")
@@ -103,6 +109,7 @@ CASES = [
     ("sweep ls --out {root}/nothing", "no storage at"),
     ("sweep ls --storage {root}/bin.journal", "is not an Optuna journal"),
     ("sweep show x --storage {root}/text.journal", "is not an Optuna journal"),
+    ("sweep ls --storage {root}/mid.journal", "is not a readable Optuna journal"),
     ("sweep ls --storage sqlite:///{tmp}/new/x.db", "does not exist"),
     ("sweep run --store {store} --model gru --storage sqlite:////proc/x/y.db --executor debug", "cannot open storage"),
     ("sweep run --store {store} --model gru --trials 0", "--trials and --workers must be at least 1"),
@@ -113,6 +120,7 @@ CASES = [
     ("report --runs {root}/missing", "does not exist"),
     ("report --runs {root}/nothing", "no run folders"),
     ("report --runs {runs} --storage {root}/bin.journal --out {tmp}/rep", "is not an Optuna journal"),
+    ("report --runs {runs} --storage {root}/mid.journal --out {tmp}/rep", "is not a readable Optuna journal"),
     # export
     ("export {root}/missing --out {tmp}/m.onnx", "does not exist"),
     ("export {run} --out {tmp}/m.txt", "name it *.onnx"),
@@ -132,12 +140,17 @@ CASES = [
     ("live --model {model} --wav {root}/long.wav --threshold 2", "--threshold 2.0"),
     ("live --model {model} --wav {root}/long.wav --hop 0.105", "whole number"),
     ("live --model {model} --wav {root}/long.wav --threads 0", "--threads 0"),
+    # bench
+    ("bench train --store {store} --data {root}/empty --out {tmp}/b", "training clips are not under"),
+    ("bench infer --model {root}/missing.onnx --out {tmp}/b", "does not exist"),
+    ("bench features --data {tree} --vocab nope --out {tmp}/b", "no word folder for 'nope'"),
     # data
     ("data synth {tmp}/c --speakers 0", "speakers >= 1"),
     ("data synth {tmp}/c --words Yes,no", "lower-case"),
     ("data stream --corpus {tree} --out {tmp}/s.mp3", "must end in .wav"),
     ("data stream --corpus {tree} --out {tmp}/s.wav --keyword-share 2", "--keyword-share and --noise-share"),
     ("data stream --corpus {root}/missing --out {tmp}/s.wav", "does not exist"),
+    ("data stream --corpus {tree} --out {tmp}/s.wav --keyword-share 0 --minutes 0.005", "holds no word or noise"),
     ("data download --version v9", "invalid choice: 'v9'"),
 ]
 
@@ -162,5 +175,5 @@ def test_bad_input_is_one_line_and_exit_2(world, tmp_path, capsys, line, says):
 
 def test_the_table_covers_every_command():
     commands = {c[0].split()[0] for c in CASES}
-    assert {"features", "train", "evaluate", "sweep", "report", "export", "live", "data"} <= commands
+    assert {"features", "train", "evaluate", "sweep", "report", "export", "live", "data", "bench"} <= commands
     assert len(CASES) >= 40

@@ -246,28 +246,26 @@ class BadClip(Exception):
     """A clip that cannot be used; the message is the reason written to the manifest."""
 
 
-def check_riff(data: bytes) -> None:
-    """Catch what libsndfile forgives: a data chunk that promises more bytes than the file holds."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise BadClip("not a WAV file (no RIFF/WAVE header)")
-    pos = 12
-    while pos + 8 <= len(data):
-        cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
-        if cid == b"data":
-            have = len(data) - pos - 8
-            if size > have:
-                raise BadClip(f"truncated WAV: header declares {size} bytes of audio, file holds {have}")
-            return
-        pos += 8 + size + (size & 1)
-    raise BadClip("truncated WAV: no data chunk")
-
-
 WAV_ENCODINGS = (1, 3, 0xFFFE)  # PCM, IEEE float, extensible
 
 
-def _wav_layout(fh, size: int, sample_rate: int) -> tuple[int, int, int, int]:
-    """(frames, encoding tag, bits per sample, data offset) of a 16-kHz mono WAV from its header chunks;
-    BadClip with the same reasons as `decode_wav` gave when it decoded with libsndfile."""
+@dataclass(frozen=True)
+class WavHeader:
+    """What a WAV's chunks say, read without decoding any audio."""
+
+    encoding: int  # format tag: 1 PCM, 3 float, 0xFFFE extensible, others (ADPCM, mu-law, ...)
+    channels: int
+    rate: int
+    bits: int
+    frames: int
+    offset: int  # where the audio data starts
+
+
+def wav_header(fh, size: int) -> WavHeader:
+    """Walk a WAV's chunks (seeking, never reading the audio); BadClip when it is not a WAV, its data chunk
+    promises more bytes than the file holds (libsndfile would forgive it), or it has no format chunk.
+    `fh` is a seekable binary file of `size` bytes, or only its first bytes: EOFError when those end
+    before the header does."""
     head = fh.read(12)
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         raise BadClip("not a WAV file (no RIFF/WAVE header)")
@@ -287,25 +285,31 @@ def _wav_layout(fh, size: int, sample_rate: int) -> tuple[int, int, int, int]:
                 raise BadClip(f"truncated WAV: header declares {n} bytes of audio, file holds {size - pos - 8}")
             if fmt is None or len(fmt) < 16:
                 raise BadClip("unreadable audio: no format chunk before the data")
-            tag, channels, sr, _, block, bits = struct.unpack("<HHIIHH", fmt)
-            if tag not in WAV_ENCODINGS or block == 0:
-                raise BadClip(f"unreadable audio: WAV encoding {tag} (use PCM or float)")
-            if sr != sample_rate:
-                raise BadClip(f"sample rate {sr} Hz, expected {sample_rate} Hz (resample the file)")
-            if channels != 1:
-                raise BadClip(f"{channels} channels, expected mono")
-            if n // block == 0:
-                raise BadClip("no samples")
-            return n // block, tag, bits, pos + 8
+            tag, channels, rate, _, block, bits = struct.unpack("<HHIIHH", fmt)
+            return WavHeader(tag, channels, rate, bits, n // block if block else -1, pos + 8)
         pos += 8 + n + (n & 1)
     raise BadClip("truncated WAV: no data chunk")
 
 
+def _clip_header(fh, size: int, sample_rate: int) -> WavHeader:
+    """`wav_header`, refusing (BadClip) what a clip of a store cannot be: another encoding or rate,
+    more than one channel, no samples."""
+    h = wav_header(fh, size)
+    if h.encoding not in WAV_ENCODINGS or h.frames < 0:
+        raise BadClip(f"unreadable audio: WAV encoding {h.encoding} (use PCM or float)")
+    if h.rate != sample_rate:
+        raise BadClip(f"sample rate {h.rate} Hz, expected {sample_rate} Hz (resample the file)")
+    if h.channels != 1:
+        raise BadClip(f"{h.channels} channels, expected mono")
+    if h.frames == 0:
+        raise BadClip("no samples")
+    return h
+
+
 def wav_samples(fh, size: int, sample_rate: int = 16000) -> int:
     """Samples of a 16-kHz mono WAV read from its header alone (nothing is decoded); BadClip with the
-    reason otherwise. `fh` is a seekable binary file of `size` bytes, or its first bytes only: EOFError
-    when those end before the header does."""
-    return _wav_layout(fh, size, sample_rate)[0]
+    reason otherwise (see `wav_header` for `fh`, and EOFError)."""
+    return _clip_header(fh, size, sample_rate).frames
 
 
 def decode_wav(data: bytes, sample_rate: int = 16000) -> np.ndarray:
@@ -313,9 +317,9 @@ def decode_wav(data: bytes, sample_rate: int = 16000) -> np.ndarray:
 
     16-bit PCM (the data set's own format) is read straight from the bytes, scaled by 1/32768 exactly
     as libsndfile does; other encodings go through libsndfile."""
-    frames, tag, bits, offset = _wav_layout(io.BytesIO(data), len(data), sample_rate)
-    if tag == 1 and bits == 16:
-        wave = np.frombuffer(data, "<i2", count=frames, offset=offset).astype(np.float32)
+    h = _clip_header(io.BytesIO(data), len(data), sample_rate)
+    if h.encoding == 1 and h.bits == 16:
+        wave = np.frombuffer(data, "<i2", count=h.frames, offset=h.offset).astype(np.float32)
         wave *= np.float32(1 / 32768)
         return wave
     import soundfile as sf

@@ -165,6 +165,8 @@ def stream_audio(corpus, minutes: float = 1.0, seed: int = 0, keywords=None, sto
         t = (start + end) / SR + rng.uniform(*gap_s)
     if keyword_share > 0 and not any(e.kind == "keyword" for e in events):
         raise KwsError(f"a {minutes} min stream holds no keyword; ask for more minutes")
+    if not events:
+        raise KwsError(f"a {minutes} min stream holds no word or noise burst; ask for more minutes")
     return np.clip(audio, -1.0, 1.0).astype(np.float32), events
 
 

@@ -114,7 +114,8 @@ def score_run(pipe, dets, labels, cfg: DetectorConfig, opts: LiveOptions, log) -
         rows = sweep(times, smoothed, labels, cfg, truth, pipe.seconds, tolerance_s=tol)
         log("threshold  hit %   FA/hour  (smoothing, gate and refractory as above)")
         for t, r in rows[::5]:
-            log(f"  {t:.2f}    {100 * r.hit_rate:5.1f}  {r.fa_per_hour:7.1f}")
+            hit = f"{100 * r.hit_rate:5.1f}" if r.keywords else "  n/a"  # a negative stream has no keyword
+            log(f"  {t:.2f}    {hit}  {r.fa_per_hour:7.1f}")
         out["sweep"] = [[t, r.hit_rate, r.fa_per_hour] for t, r in rows]
     return out
 

@@ -10,6 +10,7 @@ The cost of every hop is timed, so the real-time factor on one CPU thread is a m
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,16 +163,16 @@ def read_audio(path: str | Path, sample_rate: int, min_seconds: float = 0.1,
     each said once. A file that is not audio, is cut short, or is shorter than `min_seconds` is a KwsError."""
     import soundfile as sf
 
-    from kws_hpc.data.source import BadClip, check_riff
+    from kws_hpc.data.source import BadClip, wav_header
 
     p = Path(path).expanduser()
     if not p.is_file():
         raise KwsError(f"audio file {p} does not exist")
     try:
-        with open(p, "rb") as fh:
-            head = fh.read(12)
-        if head[:4] == b"RIFF":
-            check_riff(p.read_bytes())
+        with open(p, "rb") as fh:  # a WAV cut short is refused, not played as far as it goes
+            if fh.read(4) == b"RIFF":
+                fh.seek(0)
+                wav_header(fh, os.fstat(fh.fileno()).st_size)
         x, sr = sf.read(p, dtype="float32", always_2d=True)
     except BadClip as e:
         raise KwsError(f"{p}: {e}; record or copy it again") from None

@@ -30,8 +30,8 @@ from kws_hpc.io import lock, remove_stale, write_json
 from kws_hpc.progress import bar as progress_bar
 
 CHUNK = 64  # clips per worker task: enough to batch, small enough that the last tasks of a split balance
-MEL_BATCH = 16  # clips per log-mel call: 16-32 keep the STFT in cache (~3,300 clips/s on one core here,
-                # 2,500 at 128, 1,300 at 256; BENCHMARKS.md section 1); the values are the same either way
+MEL_BATCH = 16  # clips per log-mel call: 16-32 keep the STFT in cache (3,200-3,700 clips/s on one core here,
+                # 1,400-3,100 at 128, 1,400-1,800 at 256; BENCHMARKS.md 1b); the values are the same either way
 _NOISE: dict = {}
 
 

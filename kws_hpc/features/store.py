@@ -20,7 +20,7 @@ import numpy as np
 
 from kws_hpc.config import SPLITS, DataConfig, FeatureConfig, from_dict, to_dict
 from kws_hpc.errors import KwsError
-from kws_hpc.io import temp_name
+from kws_hpc.io import read_json, temp_name
 
 FORMAT_VERSION = 1
 SUMMARY = "summary.json"  # written last: its presence marks the store complete
@@ -60,10 +60,7 @@ def split_file(store_dir: Path, split: str) -> Path:
 
 def read_summary(store_dir: str | Path) -> Optional[dict]:
     """summary.json of a store, or None when it is missing or unreadable."""
-    try:
-        s = json.loads((Path(store_dir) / SUMMARY).read_text())
-    except (OSError, ValueError):
-        return None
+    s = read_json(Path(store_dir) / SUMMARY)
     return s if isinstance(s, dict) else None
 
 
@@ -122,19 +119,6 @@ class SplitWriter:
             self.tmp.unlink(missing_ok=True)
 
 
-def write_split(path: Path, feats_iter, n: int, meta: dict, attrs: dict, cfg: FeatureConfig,
-                with_stats: bool) -> None:
-    """Write one split file from an iterator of float feature chunks, then rename it into place."""
-    w = SplitWriter(path, n, meta, attrs, cfg, with_stats)
-    try:
-        for chunk in feats_iter:
-            w.append(chunk)
-    except BaseException:
-        w.abort()
-        raise
-    w.close()
-
-
 def split_attrs(signature: str, fingerprint: str, labels: list, feat_cfg: FeatureConfig,
                 data_cfg: DataConfig, split: str) -> dict:
     return {
@@ -183,11 +167,10 @@ def check_split(path: Path, signature: str, rows: Optional[int] = None) -> str:
 
 def problems(store_dir: Path, signature: Optional[str] = None) -> dict[str, str]:
     """{file name: what is wrong} for a store whose files are all there (empty when it is sound)."""
-    try:
-        summary = json.loads((store_dir / SUMMARY).read_text())
-        signature = signature or summary["signature"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        return {SUMMARY: f"is unreadable ({e.__class__.__name__})"}
+    summary = read_summary(store_dir)
+    if summary is None or not (signature or summary.get("signature")):
+        return {SUMMARY: "is unreadable"}
+    signature = signature or summary["signature"]
     out = {}
     for split in SPLITS:
         why = check_split(split_file(store_dir, split), signature, expected_rows(summary, split))
@@ -212,7 +195,7 @@ def open_store(store_dir: str | Path) -> StoreInfo:
         name, why = next(iter(bad.items()))
         raise KwsError(f"feature store {p}: {name} {why}; re-run kws-hpc features with the same options "
                        "(it rebuilds damaged files)")
-    summary = json.loads((p / SUMMARY).read_text())
+    summary = read_summary(p)
     with h5py.File(split_file(p, "train"), "r") as f:
         a = dict(f.attrs)
     return StoreInfo(

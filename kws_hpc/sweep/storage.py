@@ -33,7 +33,8 @@ def storage_url(storage: Optional[str], out: str | Path = "runs") -> str:
 
 
 def check_journal(path: Path) -> None:
-    """A KwsError unless `path` is empty or starts with an Optuna journal record (JSON with an op_code)."""
+    """A KwsError unless `path` is empty or starts with an Optuna journal record (JSON with an op_code).
+    (Optuna reads a file of nothing but garbage as an empty journal: unfinished last records are skipped.)"""
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
     if not head.strip():
@@ -86,4 +87,8 @@ def open_storage(url: str, heartbeat: Optional[int] = None, grace: Optional[int]
         backend = optuna.storages.journal.JournalFileBackend(str(path))
     except OSError as e:
         raise KwsError(f"cannot create the journal {path} ({e.strerror or e}); choose another --out or --storage")
-    return HeartbeatJournalStorage(backend, heartbeat, grace, retry)
+    try:  # Optuna replays the whole journal here: a damaged record anywhere in it fails now
+        return HeartbeatJournalStorage(backend, heartbeat, grace, retry)
+    except (ValueError, KeyError, TypeError) as e:  # JSON and Unicode errors are ValueErrors
+        raise KwsError(f"{path} is not a readable Optuna journal ({type(e).__name__}: {str(e)[:80]}); pass "
+                       "--storage with the sweeps' journal file or database URL, or restore it from a copy") from None
