@@ -1,24 +1,22 @@
 """Where the clips come from: an extracted Speech Commands folder or its .tar.gz, and WAV decoding.
 
 A `Source` lists files by their path relative to the data set root (`yes/0a7c2a8d_nohash_0.wav`) and
-hands out their bytes; the reader above it never cares which kind it is. Decoding checks every way a
-clip can be unusable and says why, so the manifest can carry the reason instead of the job dying.
+hands out their bytes; the reader above it never cares which kind it is. Decoding (`kws_hpc.data.wav`)
+checks every way a clip can be unusable and says why, so the manifest can carry the reason instead of the
+job dying.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import posixpath
-import struct
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-import numpy as np
-
+from kws_hpc.data.wav import BadClip, decode_wav, fix_length, wav_header, wav_samples  # noqa: F401 (re-exported)
 from kws_hpc.errors import KwsError
 
 
@@ -63,31 +61,62 @@ class FolderSource(Source):
     def __init__(self, location):
         super().__init__(location)
         self._files: Optional[list[FileEntry]] = None
+        self._alias: dict[str, Path] = {}
+
+    def _aliases(self) -> dict[str, Path]:
+        """Top-level link files: a small file whose text is a relative path to a folder (how git writes a
+        symlink where links are off, e.g. the shared real set's `_background_noise_`), read as that folder."""
+        out = {}
+        for p in sorted(self.location.iterdir()):
+            if p.is_file() and not p.is_symlink() and "." not in p.name and p.stat().st_size <= 512:
+                try:
+                    text = p.read_text(encoding="utf-8").strip()
+                except (OSError, UnicodeDecodeError):
+                    continue
+                target = (self.location / text).resolve() if text and "\n" not in text else None
+                if target is not None and target.is_dir():
+                    out[p.name] = target
+        return out
 
     def files(self):
         if self._files is None:
-            out, root, seen = [], str(self.location), {os.path.realpath(self.location)}
-            for dirpath, dirnames, filenames in os.walk(root, followlinks=True):  # linked folders are read too
-                real = {d: os.path.realpath(os.path.join(dirpath, d)) for d in dirnames}
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and real[d] not in seen)
-                seen.update(real[d] for d in dirnames)  # a link back up the tree is not walked twice
-                rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
-                prefix = "" if rel == "." else rel + "/"
-                for name in sorted(filenames):
-                    if not name.startswith("."):
-                        out.append(FileEntry(prefix + name, os.stat(os.path.join(dirpath, name)).st_size))
-            self._files = out
+            self._alias = self._aliases()
+            out = []
+            seen = {os.path.realpath(self.location)}
+            for prefix0, root in [("", str(self.location))] + [(n + "/", str(t)) for n, t in self._alias.items()]:
+                out += self._walk(root, prefix0, seen)
+            self._files = [e for e in out if e.path not in self._alias]
         return self._files
 
+    @staticmethod
+    def _walk(root: str, prefix0: str, seen: set) -> list[FileEntry]:
+        out = []
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):  # linked folders are read too
+            real = {d: os.path.realpath(os.path.join(dirpath, d)) for d in dirnames}
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and real[d] not in seen)
+            seen.update(real[d] for d in dirnames)  # a link back up the tree is not walked twice
+            rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
+            prefix = prefix0 + ("" if rel == "." else rel + "/")
+            for name in sorted(filenames):
+                if not name.startswith("."):
+                    out.append(FileEntry(prefix + name, os.stat(os.path.join(dirpath, name)).st_size))
+        return out
+
     def dirs(self):
-        return sorted(p.name for p in self.location.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if self._files is None:
+            self.files()
+        return sorted({p.name for p in self.location.iterdir() if p.is_dir() and not p.name.startswith(".")}
+                      | set(self._alias))
 
     def local_path(self, path: str) -> Path:
-        return self.location / path
+        if self._files is None:
+            self.files()
+        head, _, rest = path.partition("/")
+        return self._alias[head] / rest if head in self._alias and rest else self.location / path
 
     def iter_bytes(self, paths):
         for p in paths:
-            f = self.location / p
+            f = self.local_path(p)
             if f.is_file():
                 yield p, f.read_bytes()
 
@@ -240,99 +269,3 @@ def open_source(location: str | Path) -> Source:
     if p.name.endswith((".tar.gz", ".tgz", ".tar")):
         return TarSource(p)
     raise KwsError(f"data path {p} is neither a folder nor a .tar.gz archive")
-
-
-class BadClip(Exception):
-    """A clip that cannot be used; the message is the reason written to the manifest."""
-
-
-WAV_ENCODINGS = (1, 3, 0xFFFE)  # PCM, IEEE float, extensible
-
-
-@dataclass(frozen=True)
-class WavHeader:
-    """What a WAV's chunks say, read without decoding any audio."""
-
-    encoding: int  # format tag: 1 PCM, 3 float, 0xFFFE extensible, others (ADPCM, mu-law, ...)
-    channels: int
-    rate: int
-    bits: int
-    frames: int
-    offset: int  # where the audio data starts
-
-
-def wav_header(fh, size: int) -> WavHeader:
-    """Walk a WAV's chunks (seeking, never reading the audio); BadClip when it is not a WAV, its data chunk
-    promises more bytes than the file holds (libsndfile would forgive it), or it has no format chunk.
-    `fh` is a seekable binary file of `size` bytes, or only its first bytes: EOFError when those end
-    before the header does."""
-    head = fh.read(12)
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-        raise BadClip("not a WAV file (no RIFF/WAVE header)")
-    pos, fmt = 12, None
-    while pos + 8 <= size:
-        fh.seek(pos)
-        hdr = fh.read(8)
-        if len(hdr) < 8:
-            raise EOFError("the bytes given end before the file does")  # a head, not the whole file
-        cid, n = hdr[:4], struct.unpack("<I", hdr[4:])[0]
-        if cid == b"fmt ":
-            fmt = fh.read(min(n, 16))
-            if len(fmt) < min(n, 16) and pos + 8 + min(n, 16) <= size:
-                raise EOFError("the bytes given end before the file does")
-        elif cid == b"data":
-            if n > size - pos - 8:
-                raise BadClip(f"truncated WAV: header declares {n} bytes of audio, file holds {size - pos - 8}")
-            if fmt is None or len(fmt) < 16:
-                raise BadClip("unreadable audio: no format chunk before the data")
-            tag, channels, rate, _, block, bits = struct.unpack("<HHIIHH", fmt)
-            return WavHeader(tag, channels, rate, bits, n // block if block else -1, pos + 8)
-        pos += 8 + n + (n & 1)
-    raise BadClip("truncated WAV: no data chunk")
-
-
-def _clip_header(fh, size: int, sample_rate: int) -> WavHeader:
-    """`wav_header`, refusing (BadClip) what a clip of a store cannot be: another encoding or rate,
-    more than one channel, no samples."""
-    h = wav_header(fh, size)
-    if h.encoding not in WAV_ENCODINGS or h.frames < 0:
-        raise BadClip(f"unreadable audio: WAV encoding {h.encoding} (use PCM or float)")
-    if h.rate != sample_rate:
-        raise BadClip(f"sample rate {h.rate} Hz, expected {sample_rate} Hz (resample the file)")
-    if h.channels != 1:
-        raise BadClip(f"{h.channels} channels, expected mono")
-    if h.frames == 0:
-        raise BadClip("no samples")
-    return h
-
-
-def wav_samples(fh, size: int, sample_rate: int = 16000) -> int:
-    """Samples of a 16-kHz mono WAV read from its header alone (nothing is decoded); BadClip with the
-    reason otherwise (see `wav_header` for `fh`, and EOFError)."""
-    return _clip_header(fh, size, sample_rate).frames
-
-
-def decode_wav(data: bytes, sample_rate: int = 16000) -> np.ndarray:
-    """Decode a 16-kHz mono WAV into float32 in [-1, 1]; raise BadClip with the reason otherwise.
-
-    16-bit PCM (the data set's own format) is read straight from the bytes, scaled by 1/32768 exactly
-    as libsndfile does; other encodings go through libsndfile."""
-    h = _clip_header(io.BytesIO(data), len(data), sample_rate)
-    if h.encoding == 1 and h.bits == 16:
-        wave = np.frombuffer(data, "<i2", count=h.frames, offset=h.offset).astype(np.float32)
-        wave *= np.float32(1 / 32768)
-        return wave
-    import soundfile as sf
-
-    try:
-        wave, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except Exception as e:  # libsndfile's errors carry no useful type
-        raise BadClip(f"unreadable audio: {str(e).splitlines()[0]}")
-    return wave[:, 0]
-
-
-def fix_length(wave: np.ndarray, n: int) -> np.ndarray:
-    """Pad with zeros at the end, or trim the end, to exactly n samples."""
-    if len(wave) >= n:
-        return wave[:n]
-    return np.pad(wave, (0, n - len(wave)))

@@ -145,6 +145,16 @@ def _rank(clip: Clip, seed: int) -> str:
     return hashlib.sha1(f"{seed}:{clip.path}".encode()).hexdigest()
 
 
+def _every_word_in_turn(clips: list[Clip], seed: int) -> list[Clip]:
+    """`_unknown_` candidates in the order they are kept: one clip of each non-keyword word in turn (each
+    word's clips in hash order, the words in hash order), so every word is heard before any twice."""
+    by_word: dict[str, list[Clip]] = {}
+    for c in sorted(clips, key=lambda c: _rank(c, seed)):
+        by_word.setdefault(c.word, []).append(c)
+    queues = list(by_word.values())
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+
+
 def select(clips: list[Clip], cfg: DataConfig, keywords: list[str], extras: bool,
            noise: dict[str, int]) -> list[Clip]:
     """Apply `_unknown_` sampling, `_silence_` segments and per-class quotas to the valid clips.
@@ -158,7 +168,7 @@ def select(clips: list[Clip], cfg: DataConfig, keywords: list[str], extras: bool
         known = sum(1 for c in ok if c.label != UNKNOWN)
         if extras:
             n_extra = int(math.ceil(known * cfg.unknown_percent / 100.0))
-            unknown = sorted((c for c in ok if c.label == UNKNOWN), key=lambda c: _rank(c, cfg.seed))
+            unknown = _every_word_in_turn([c for c in ok if c.label == UNKNOWN], cfg.seed)
             for c in unknown[n_extra:]:
                 c.reason = "unknown word not sampled"
             out += _silence(split, n_extra, noise, cfg)

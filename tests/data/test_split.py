@@ -10,7 +10,7 @@ from kws_hpc.data.split import (Clip, hash_split, label_names, read_manifest, re
 from kws_hpc.errors import KwsError
 from kws_hpc.data.source import FolderSource
 
-from conftest import make_tree
+from conftest import SAMPLE, make_tree
 
 
 def test_speaker_is_name_up_to_nohash():
@@ -135,3 +135,49 @@ def test_extras_add_silence_and_unknown_to_any_vocabulary(tiny_tree):
     known = sum(1 for c in train if c.label in words)
     assert sum(1 for c in train if c.label == "_unknown_") == sum(1 for c in train if c.label == "_silence_") \
         == known // 2
+
+
+@pytest.mark.skipif(not SAMPLE.is_dir(), reason="shared Speech Commands sample not present")
+def test_v2_12_on_the_sample_follows_the_data_sets_rules():
+    """_unknown_: every non-keyword word in turn, ceil(10 %) of the keyword clips; _silence_: as many 1-s
+    cuts of the background noise, each split from its own stretch of the files."""
+    from kws_hpc.config import V2_12
+    from kws_hpc.features.build import _read_noise
+    from kws_hpc.config import FeatureConfig
+
+    source = FolderSource(SAMPLE)
+    cfg = DataConfig(vocab="v2-12")
+    clips, words, extras = scan(source, cfg)
+    noise = {p: len(w) for p, w in _read_noise(source, FeatureConfig()).items()}
+    assert words == list(V2_12) and extras and len(noise) == 6
+    clips = select(clips, cfg, words, extras, noise)
+    others = {c.word for c in clips if c.word not in V2_12 and c.word != "_background_noise_"}
+    assert len(others) == 20  # bed, bird, cat, ... zero
+    for split in ("train", "val", "test"):
+        used = [c for c in clips if c.used and c.split == split]
+        known = sum(1 for c in used if c.label in V2_12)
+        unknown = [c.word for c in used if c.label == "_unknown_"]
+        candidates = {c.word for c in clips if c.split == split and c.label == "_unknown_"}
+        silence = [c for c in used if c.label == "_silence_"]
+        assert len(unknown) == len(silence) == -(-known // 10)
+        # every word is heard before any twice
+        assert len(set(unknown)) == min(len(unknown), len(candidates))
+        assert all(c.path.split("#")[0] in noise and c.samples == 16000 for c in silence)
+        lo, hi = {"train": (0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}[split]
+        assert all(lo * noise[c.path.split("#")[0]] <= c.start <= hi * noise[c.path.split("#")[0]] - 16000
+                   for c in silence)
+
+
+@pytest.mark.skipif(not SAMPLE.is_dir(), reason="shared Speech Commands sample not present")
+def test_a_link_file_reads_as_the_folder_it_names(tmp_path):
+    """`_background_noise_` as a small text file holding a relative path (a symlink where links are off)."""
+    root = tmp_path / "set"
+    (root / "yes").mkdir(parents=True)
+    (root / "yes" / "a_nohash_0.wav").write_bytes((SAMPLE / "yes").glob("*.wav").__next__().read_bytes())
+    (root / "_background_noise_").write_text(str(SAMPLE / "_background_noise_"))  # absolute works too
+    (root / "notes").write_text("not a folder")
+    src = FolderSource(root)
+    noise = [e.path for e in src.files() if e.path.startswith("_background_noise_/")]
+    assert len(noise) == 6 and "_background_noise_" in src.dirs() and "notes" not in src.dirs()
+    assert "_background_noise_" not in [e.path for e in src.files()]
+    assert dict(src.iter_bytes(noise[:1]))[noise[0]] == (SAMPLE / noise[0]).read_bytes()
