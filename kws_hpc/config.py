@@ -26,6 +26,7 @@ VOCABS = ("seed12", "v2-12", "digits", "all")  # or a comma list of words
 CELLS = ("gru", "lstm")
 HEADS = ("last", "mean", "attention")
 SCHEDULES = ("none", "cosine", "onecycle", "plateau")
+PADS = ("background", "zeros")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,9 @@ class DataConfig:
     quota_test: Optional[int] = None
     extras: bool = False  # add _silence_ and _unknown_ classes to any vocabulary (v2-12 always has them)
     unknown_percent: float = 10.0  # _unknown_ and _silence_ each get this share of a split's keyword clips
+    pad: str = field(default="background", metadata={
+        "choices": PADS, "help": "short clips: their own background around them at a random offset "
+                                 "(as a live window holds a word), or zeros after them"})
     augment: int = field(default=0,
                          metadata={"metavar": "K"})  # augmented copies of each training clip (noise + shift)
     augment_snr_db: tuple = (0.0, 20.0)  # SNR range of the augmentation noise, dB
@@ -97,6 +101,7 @@ class DataConfig:
              "[0, 100) and leave some training clips (sum < 100)"),
             (all(q >= 1 for q in quotas), f"--quota {' '.join(str(q) for q in quotas)}: each cap must be >= 1"),
             (self.unknown_percent >= 0, f"--unknown-percent {self.unknown_percent:g} must be >= 0"),
+            (self.pad in PADS, f"--pad {self.pad!r}: use background or zeros"),
             (0 <= self.augment <= 100, f"--augment {self.augment} must be in 0..100"),
             (self.augment_snr_db[0] <= self.augment_snr_db[1] and self.augment_shift_ms >= 0,
              "augmentation SNR range and shift"),
@@ -137,6 +142,8 @@ class TrainConfig:
     freq_mask_width: int = 6  # widest mel mask, bins
     stream_aug: float = 0.5  # share of clips moved over a background so they look like live windows, 0 = off
     partial_words: float = 0.1  # share of those cut to 10-40 % of their word, labelled _unknown_ (needs it)
+    noise_aug: float = 0.0  # share of clips mixed with the store's background noise at a random SNR, 0 = off
+    noise_snr_db: tuple = (0.0, 20.0)  # SNR range of that noise against the clip, dB
     seed: int = 0  # seed of every random stream
     deterministic: bool = False  # strict deterministic kernels (bit-identical on CPU)
     device: str = "auto"  # auto | cpu | cuda | mps (not part of the run signature)
@@ -213,7 +220,10 @@ def check_config(cfg: RunConfig) -> None:
         (t.schedule in SCHEDULES, f"schedule {t.schedule!r}: use one of {', '.join(SCHEDULES)}"),
         (min(t.time_masks, t.time_mask_width, t.freq_masks, t.freq_mask_width) >= 0,
          "SpecAugment mask counts and widths must be >= 0"),
-        (0 <= t.stream_aug <= 1 and 0 <= t.partial_words <= 1,
-         f"stream-aug {t.stream_aug} and partial-words {t.partial_words} must be shares in [0, 1]"),
+        (0 <= t.stream_aug <= 1 and 0 <= t.partial_words <= 1 and 0 <= t.noise_aug <= 1,
+         f"stream-aug {t.stream_aug}, partial-words {t.partial_words} and noise-aug {t.noise_aug} must be "
+         "shares in [0, 1]"),
+        (len(t.noise_snr_db) == 2 and t.noise_snr_db[0] <= t.noise_snr_db[1],
+         f"noise-snr-db {t.noise_snr_db}: give LOW HIGH with LOW <= HIGH"),
     ]
     _refuse("training option", rules)

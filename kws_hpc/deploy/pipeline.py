@@ -22,6 +22,7 @@ from kws_hpc.config import FeatureConfig
 from kws_hpc.deploy.detector import Detection, DetectorConfig, EnergyVAD, Gate, Smoother, Trigger, softmax
 from kws_hpc.errors import KwsError
 from kws_hpc.features.logmel import log_mel
+from kws_hpc.features.padding import background_like
 
 
 @dataclass
@@ -56,7 +57,7 @@ class Pipeline:
             raise KwsError("this model cannot stream (bidirectional, conv front-end or attention head); "
                            "drop --streaming")
         self.window = fc.clip_samples
-        self.buffer = np.zeros(self.window, np.float32)
+        self.buffer = np.zeros(self.window, np.float32)  # the window before the first sample: see `push`
         self.pending = np.zeros(0, np.float32)
         self.samples = 0  # samples consumed by whole hops so far
         frame_s = fc.hop_length / fc.sample_rate
@@ -78,6 +79,8 @@ class Pipeline:
     def push(self, samples: np.ndarray) -> list[Detection]:
         """Feed float32 mono samples at the feature rate; returns the detections of the hops completed."""
         x = np.concatenate([self.pending, np.asarray(samples, np.float32).reshape(-1)])
+        if self.samples == 0 and len(x) >= self.hop:  # the window before the stream holds its background,
+            self.buffer = background_like(x[:self.window], self.window, np.random.default_rng(0))  # as in the store
         out, at = [], 0
         while len(x) - at >= self.hop:
             det = self._hop(x[at:at + self.hop])
@@ -200,6 +203,8 @@ def run_wav(pipeline: Pipeline, path: str | Path, realtime: bool = False,
             log: Callable[[str], None] = print) -> list[Detection]:
     """Feed a file through the pipeline hop by hop, as fast as it goes or at the pace of the audio."""
     x = read_audio(path, pipeline.fc.sample_rate, min_seconds=pipeline.cfg.hop_s, log=log)
+    if len(x) < pipeline.window:  # a single short clip: the rest of its window is its background, as in the store
+        x = np.concatenate([x, background_like(x, pipeline.window - len(x), np.random.default_rng(1))])
     dets, t0 = [], time.perf_counter()
     for at in range(0, len(x), pipeline.hop):
         for d in pipeline.push(x[at:at + pipeline.hop]):

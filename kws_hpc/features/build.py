@@ -23,6 +23,7 @@ from kws_hpc.data import split as D
 from kws_hpc.config import SPLITS, DataConfig, FeatureConfig, signature, to_dict
 from kws_hpc.errors import KwsError
 from kws_hpc.features.logmel import add_noise, log_mel, time_shift
+from kws_hpc.features.padding import clip_rng, noise_windows, pad_clip
 from kws_hpc.data.source import BadClip, FolderSource, Source, decode_wav, fix_length, open_source, wav_samples
 from kws_hpc.features.store import (MANIFEST, PARTIAL, SUMMARY, SplitWriter, check_split, is_complete, problems,
                                     split_attrs, split_file)
@@ -88,7 +89,8 @@ def _featurize(task):
             wave = clip.gain * fix_length(_NOISE[clip.path.split("#")[0]][clip.start:clip.start + n], n)
         else:
             try:
-                wave = fix_length(decode_wav(_bytes(payload), feat_cfg.sample_rate), n)
+                wave = pad_clip(decode_wav(_bytes(payload), feat_cfg.sample_rate), n, data_cfg.pad,
+                                clip_rng(clip.path, data_cfg.seed))
             except BadClip as e:  # its header was sound: the audio itself is not
                 raise KwsError(f"{clip.path}: {e}; remove the file and re-run (its header looked sound)") from None
         waves.append(wave)
@@ -181,7 +183,7 @@ def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint:
                 continue
             todo.append(_Split(split, path, [c for c in used if c.split == split],
                                data_cfg.augment if split == "train" else 0))
-        _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg, pool, progress)
+        _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg, pool, progress, noise)
     finally:
         if pool is not None:
             pool.close()
@@ -286,7 +288,7 @@ def _tasks(source, used: list, todo: list, feat_cfg, data_cfg):
             yield s.name, (feat_cfg, data_cfg, buffers[s.name])
 
 
-def _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg, pool, progress) -> None:
+def _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg, pool, progress, noise) -> None:
     """Featurise every split still to write in one stream of tasks (one pass over an archive), each
     result appended to its split's file; the files are renamed into place once complete."""
     index = {lab: i for i, lab in enumerate(labels)}
@@ -301,7 +303,9 @@ def _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg,
                 "augmented": [j for _ in s.rows for j in range(k)],
             }
             attrs = split_attrs(sig, fingerprint, labels, feat_cfg, data_cfg, s.name)
-            writers[s.name] = SplitWriter(s.path, len(s.rows) * k, meta, attrs, feat_cfg, s.name == "train")
+            train = s.name == "train"
+            writers[s.name] = SplitWriter(s.path, len(s.rows) * k, meta, attrs, feat_cfg, train,
+                                          noise=noise_windows(noise, feat_cfg) if train else None)
         total = sum(w.n for w in writers.values())
         desc = ", ".join(f"{s.name}.h5" for s in todo)
         with progress_bar(total, desc, "clip", progress) as bar:

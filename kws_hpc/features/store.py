@@ -2,7 +2,9 @@
 
 Layout of `OUT/<signature>/`: `train.h5`, `val.h5`, `test.h5`, `clips.tsv`, `summary.json`. Each .h5
 holds `features` [N, frames, n_mels], `labels` [N], `speaker` and `path` strings [N], `augmented` [N]
-(0 = original, k = k-th augmented copy) and describes itself in attributes: `labels` (JSON class
+(0 = original, k = k-th augmented copy); train.h5 also `noise` [M, frames, n_mels], 1-s windows of the
+training stretch of the background noise (the trainer's augmentation; absent without noise files), and
+each file describes itself in attributes: `labels` (JSON class
 order), `config` (feature config JSON), `data_config`, `signature`, `fingerprint`, and in train.h5
 the per-mel `mean` and `std`. Files are written under a temporary name and renamed when complete;
 summary.json is written last and marks the store complete.
@@ -74,7 +76,8 @@ class SplitWriter:
     finished file into place; `abort` removes it. `meta` holds the per-row arrays (labels, speaker,
     path, augmented); `with_stats` adds the mean and std (train.h5)."""
 
-    def __init__(self, path: Path, n: int, meta: dict, attrs: dict, cfg: FeatureConfig, with_stats: bool):
+    def __init__(self, path: Path, n: int, meta: dict, attrs: dict, cfg: FeatureConfig, with_stats: bool,
+                 noise: Optional[np.ndarray] = None):
         import h5py
 
         self.path, self.n, self.attrs, self.cfg, self.with_stats = Path(path), n, attrs, cfg, with_stats
@@ -88,6 +91,8 @@ class SplitWriter:
         str_t = h5py.string_dtype()
         self.f.create_dataset("speaker", data=np.asarray(meta["speaker"], dtype=object), dtype=str_t)
         self.f.create_dataset("path", data=np.asarray(meta["path"], dtype=object), dtype=str_t)
+        if noise is not None and len(noise):
+            self.f.create_dataset("noise", data=noise.astype(cfg.dtype))
 
     def append(self, chunk: np.ndarray) -> None:
         self.ds[self.pos:self.pos + len(chunk)] = chunk
@@ -233,6 +238,17 @@ def load_split(store_dir: str | Path, split: str, expect_signature: Optional[str
         first = (str(e).splitlines() or [type(e).__name__])[0]
         raise KwsError(f"{path} is unreadable or truncated ({first}); re-run kws-hpc features with the same "
                        "options (it rebuilds damaged files)") from None
+
+
+def load_noise(store_dir: str | Path) -> Optional[np.ndarray]:
+    """The store's background-noise windows [M, frames, n_mels] float32 (None when it has none)."""
+    import h5py
+
+    try:
+        with h5py.File(split_file(store_dir, "train"), "r") as f:
+            return f["noise"][...].astype(np.float32) if "noise" in f else None
+    except OSError:
+        return None
 
 
 def check_compatible(info: StoreInfo, labels: list, feature_config: dict | FeatureConfig, what: str) -> None:

@@ -156,7 +156,7 @@ def test_killed_job_leaves_nothing_that_looks_finished_and_rerun_completes(tmp_p
         time.sleep(0.005)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    store = next(out.iterdir())
+    store = next(p for p in out.iterdir() if p.is_dir())  # not its .lock
     assert not (store / "train.h5").exists() and not (store / "summary.json").exists()
     with pytest.raises(KwsError, match="unfinished"):
         open_store(store)
