@@ -17,6 +17,9 @@ a model that is 95 % right on clips fires on clip edges, noise bursts and half-h
 - with `partial` (and a `_unknown_` class), a share of them is moved so that only 10-40 % of the
   speech stays inside, at either edge, and relabelled `_unknown_`: half a word is not a keyword yet.
 
+`add_background` mixes a share of the batch with background noise windows (the store's `noise`) at a
+random signal-to-noise ratio, measured as mean power over the window.
+
 Speech frames are found as in `stream.speech_bounds`, from each frame's total log-power. Everything is
 vectorised over the batch and draws from torch's global generator on the batch's device.
 """
@@ -138,3 +141,25 @@ def _neighbour(out: torch.Tensor, xf: torch.Tensor, first, last, at, end,
     inside = (src >= 0) & (src < t) & which[:, None]
     moved = torch.gather(xf[donor], 1, src.clamp(0, t - 1)[:, :, None].expand(b, t, f))
     return torch.where(inside[:, :, None], torch.logaddexp(out, moved), out)
+
+
+def add_background(x: torch.Tensor, pool: torch.Tensor | None, p: float, snr_db: tuple,
+                   log_floor: float) -> torch.Tensor:
+    """A share `p` of the batch [B, T, F] with a random noise window of `pool` [N, T, F] (rolled by a
+    random number of frames) at an SNR drawn from `snr_db`; the rest unchanged."""
+    b, t, f = x.shape
+    dev = x.device
+    if pool is None or not len(pool) or p <= 0:
+        return x
+    chosen = torch.rand(b, device=dev) < p
+    if not bool(chosen.any()):
+        return x
+    xf = x.float()
+    bg = pool[torch.randint(len(pool), (b,), device=pool.device)].to(dev).float()
+    rolled = (torch.arange(t, device=dev)[None, :] + torch.randint(t, (b, 1), device=dev)) % t
+    bg = torch.gather(bg, 1, rolled[:, :, None].expand(b, t, f))
+    level = torch.logsumexp(xf.flatten(1), dim=1)  # log of total power (the same frame count for both)
+    bg_level = torch.logsumexp(bg.flatten(1), dim=1)
+    snr = snr_db[0] + (snr_db[1] - snr_db[0]) * torch.rand(b, device=dev)
+    bg = (bg + (level - bg_level - snr * NATS_PER_DB)[:, None, None]).clamp_min(log_floor)
+    return torch.where(chosen[:, None, None], torch.logaddexp(xf, bg), xf).to(x.dtype)

@@ -19,14 +19,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kws_hpc.train.augment import noise_pool, stream_windows
+from kws_hpc.train.augment import add_background, noise_pool, stream_windows
 from kws_hpc.config import SILENCE, UNKNOWN, RunConfig, TrainConfig, check_config, to_dict
 from kws_hpc.errors import KwsError
 from kws_hpc.progress import bar as progress_bar
 from kws_hpc.train.evaluate import inference_ms, load_checkpoint, metrics, predict
 from kws_hpc.train.models import build_model, count_params, spec_augment
 from kws_hpc.runtime import get_device, rng_state, set_rng_state, set_seed
-from kws_hpc.features.store import StoreInfo, load_split, open_store
+from kws_hpc.features.store import StoreInfo, load_noise, load_split, open_store
 from kws_hpc.train.rundir import RunDir
 
 FORMAT_VERSION = 1
@@ -100,6 +100,8 @@ def _load(info: StoreInfo, device: torch.device, log) -> dict:
         tensors = {s: (x.pin_memory(), y.pin_memory()) for s, (x, y) in tensors.items()}
     tensors = {s: (x.to(home), y.to(home)) for s, (x, y) in tensors.items()}
     tensors["test_paths"] = splits["test"].paths
+    noise = load_noise(info.path)
+    tensors["noise"] = torch.from_numpy(noise).to(home) if noise is not None and len(noise) else None
     return tensors
 
 
@@ -121,7 +123,7 @@ class _Trainer:
         self.silence = labels.index(SILENCE) if SILENCE in labels else None
         self.unknown = labels.index(UNKNOWN) if UNKNOWN in labels else None
         self.log_floor = math.log(info.feature_config.log_floor)
-        self.pool: Optional[torch.Tensor] = None  # stream_windows' backgrounds, taken at the first batch
+        self.pool: Optional[torch.Tensor] = None  # backgrounds: the store's noise, else its `_silence_` clips
         self.pool_taken = False
 
     def checkpoint(self, run_signature: str) -> dict:
@@ -134,6 +136,7 @@ class _Trainer:
             "best_epoch": p.best_epoch, "epochs_since_best": p.epochs_since_best, "history": p.history,
             "rng": rng_state(self.perm_gen), "labels": list(self.info.labels),
             "feature_config": to_dict(self.info.feature_config), "model_config": to_dict(self.cfg.model),
+            "data_config": to_dict(self.info.data_config),
             "train_config": to_dict(self.cfg.train), "store_signature": self.info.signature,
             "run_signature": run_signature, "format_version": FORMAT_VERSION,
         }
@@ -157,7 +160,8 @@ class _Trainer:
         self.progress = Progress(**{k: ck[k] for k in asdict(Progress()) if k in ck})
         set_rng_state(ck["rng"], self.perm_gen)
 
-    def fit_epoch(self, x: torch.Tensor, y: torch.Tensor, bar) -> tuple[float, float]:
+    def fit_epoch(self, x: torch.Tensor, y: torch.Tensor, noise: Optional[torch.Tensor], bar
+                  ) -> tuple[float, float]:
         """One pass over the training split; returns (mean loss, accuracy)."""
         tc, model = self.cfg.train, self.model
         model.train()
@@ -169,8 +173,7 @@ class _Trainer:
             idx = perm[lo:hi]
             xb = x[idx].to(self.device, non_blocking=True)
             yb = y[idx].to(self.device, non_blocking=True)
-            if tc.stream_aug > 0:
-                xb, yb = self.stream_windows(xb, yb, x, y)
+            xb, yb = self.augment(xb, yb, x, y, noise)
             if tc.time_masks or tc.freq_masks:  # masked spans read as zero after normalisation
                 xb = spec_augment(xb, tc.time_masks, tc.time_mask_width, tc.freq_masks, tc.freq_mask_width,
                                   fill=model.feat_mean)
@@ -185,12 +188,19 @@ class _Trainer:
                 bar.update(1)
         return loss_sum.item() / max(1, seen), correct.item() / max(1, seen)
 
-    def stream_windows(self, xb, yb, x, y):
-        """Batch with a share of clips turned into live-like windows (background from `_silence_`)."""
+    def augment(self, xb, yb, x, y, noise: Optional[torch.Tensor]):
+        """The training batch as the model sees it: stream windows, then background noise at an SNR
+        (SpecAugment follows). Backgrounds: the store's noise windows, else its `_silence_` clips."""
+        tc = self.cfg.train
         if not self.pool_taken:
-            self.pool, self.pool_taken = noise_pool(x, y, self.silence, self.log_floor), True
-        return stream_windows(xb, yb, self.cfg.train.stream_aug, self.pool, self.log_floor, self.silence,
-                              self.unknown, self.cfg.train.partial_words)
+            self.pool = noise if noise is not None else noise_pool(x, y, self.silence, self.log_floor)
+            self.pool_taken = True
+        if tc.stream_aug > 0:
+            xb, yb = stream_windows(xb, yb, tc.stream_aug, self.pool, self.log_floor, self.silence,
+                                    self.unknown, tc.partial_words)
+        if tc.noise_aug > 0:
+            xb = add_background(xb, self.pool, tc.noise_aug, tc.noise_snr_db, self.log_floor)
+        return xb, yb
 
     def _step(self, loss: torch.Tensor) -> None:
         tc = self.cfg.train
@@ -275,7 +285,7 @@ def _fit(tr: _Trainer, data: dict, run: RunDir, on_epoch, log, progress: bool) -
     while p.epoch < tc.epochs and p.epochs_since_best < tc.patience:
         epoch, t0 = p.epoch + 1, time.perf_counter()
         with progress_bar(len(tr.batches), f"epoch {epoch}", "batch", progress, leave=False) as bar:
-            train_loss, train_acc = tr.fit_epoch(*data["train"], bar)
+            train_loss, train_acc = tr.fit_epoch(*data["train"], data["noise"], bar)
         val_loss, val_acc = tr.validate(*data["val"])
         if tr.sched is not None and tc.schedule == "plateau":
             tr.sched.step(val_acc)

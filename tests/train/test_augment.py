@@ -137,3 +137,18 @@ def test_output_keeps_shape_dtype_and_never_drops_below_the_log_floor(pool):
                             partial=0.2)
     assert x2.shape == x.shape and x2.dtype == x.dtype and y2.dtype == y.dtype
     assert x2.float().min() >= FLOOR - 1e-3
+
+
+def test_background_noise_sits_at_the_drawn_snr_and_only_on_the_chosen_share():
+    from kws_hpc.train.augment import add_background
+
+    x, _, _ = _batch(256)
+    noise = torch.stack([_clip(0, 0, quiet=-3.0, loud=-3.0) for _ in range(8)])
+    torch.manual_seed(0)
+    out = add_background(x, noise, 0.5, (10.0, 10.0), FLOOR)
+    changed = (out != x).flatten(1).any(dim=1)
+    assert 0.35 < changed.float().mean() < 0.65
+    gain_db = (torch.logsumexp(out.flatten(1), 1) - torch.logsumexp(x.flatten(1), 1)) / NATS_PER_DB
+    assert torch.allclose(gain_db[changed], torch.full_like(gain_db[changed], 10 * math.log10(1.1)), atol=1e-3)
+    assert (out >= x - 1e-6).all()  # noise only adds power
+    assert add_background(x, noise, 0.0, (0.0, 20.0), FLOOR) is x and add_background(x, None, 1.0, (0, 1), FLOOR) is x

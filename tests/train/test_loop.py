@@ -234,9 +234,9 @@ def test_stream_windows_are_on_by_default_and_use_the_stores_extra_classes(tiny_
     assert cfg.train.stream_aug == TrainConfig().stream_aug > 0
     tr = _Trainer(cfg, info, torch.device("cpu"), False, len(y))
     torch.manual_seed(0)
-    xb, yb = tr.stream_windows(x[:64], y[:64], x, y)
+    xb, yb = tr.augment(x[:64], y[:64], x, y, None)
     silence, unknown = info.labels.index("_silence_"), info.labels.index("_unknown_")
-    assert len(tr.pool) == int((y == silence).sum()) > 0  # the background comes from _silence_ clips
+    assert len(tr.pool) == int((y == silence).sum()) > 0  # without stored noise: the _silence_ clips
     changed = (xb != x[:64]).flatten(1).any(dim=1)
     assert 0 < changed.sum() < 64 and (yb[changed & (y[:64] != silence)] == unknown).all()
     assert (yb[~changed] == y[:64][~changed]).all()
@@ -294,3 +294,21 @@ def test_a_second_identical_training_waits_for_the_first_and_finds_it_done(tiny_
     assert "waiting for it to finish" in second.stdout and " is done: " in second.stdout
     run = second.stdout.strip().splitlines()[-1]
     assert run == said.strip().splitlines()[-1] and load_run(run)["epochs_run"] == 15
+
+
+def test_noise_augmentation_uses_the_stores_noise_is_deterministic_and_off_at_evaluation(tiny_store, tmp_path):
+    from kws_hpc.features.store import load_noise
+    from kws_hpc.train.evaluate import evaluate_checkpoint
+
+    noise = load_noise(tiny_store)
+    assert noise is not None and noise.shape[1:] == (100, 40) and len(noise) == 31  # 16 s of noise, 0.5-s hop
+    runs = [train(tiny_cfg(tiny_store, deterministic=True, noise_aug=1.0, stream_aug=0.0),
+                  out=tmp_path / name, log=quiet, progress=False) for name in ("a", "b")]
+    a, b = (load_run(r) for r in runs)
+    assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
+    assert all(torch.equal(weights(runs[0] / "best.pt")[k], v) for k, v in weights(runs[1] / "best.pt").items())
+    plain = load_run(train(tiny_cfg(tiny_store, deterministic=True, stream_aug=0.0), out=tmp_path / "c",
+                           log=quiet, progress=False))
+    assert plain["history"][0]["train_loss"] != a["history"][0]["train_loss"]  # the noise was there in training
+    # and not at evaluation: the run's own test score equals a plain evaluation of its best checkpoint
+    assert evaluate_checkpoint(runs[0], tiny_store)["accuracy"] == a["test_accuracy"]
