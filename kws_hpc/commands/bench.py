@@ -1,4 +1,5 @@
-"""`kws-hpc bench features|train|infer|sweep|all`: figures against the per-clip baselines."""
+"""`kws-hpc bench features|train|infer|sweep|all`: figures against the per-clip baselines;
+`kws-hpc bench ablate`: recipe variants x seeds x stores, one table of mean +- std."""
 
 from __future__ import annotations
 
@@ -39,6 +40,33 @@ def register(sub) -> None:
     for q in (f, t, i, s, a):
         q.add_argument("--out", default="bench_out", help="scratch folder and results.jsonl (default: bench_out)")
         q.set_defaults(func=run)
+    ab = bsub.add_parser("ablate", help="train recipe variants with several seeds on several stores; one "
+                                        "table of validation and test accuracy, mean +- std (OUT/ablation.md)")
+    ab.add_argument("--store", action="append", required=True, help="feature store folder (repeat for more)")
+    ab.add_argument("--variant", action="append", default=[], metavar="NAME=FLAGS",
+                    help="a recipe: its name and kws-hpc train flags, e.g. 'cosine=--schedule cosine' "
+                         "(repeat; 'defaults' with no flags is always the first)")
+    ab.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ab.add_argument("--jobs", type=int, default=2, help="trainings at a time, one thread each (default: 2)")
+    ab.add_argument("--out", default="ablation_out", help="the table, and the runs (default: ablation_out)")
+    ab.add_argument("--runs", default=None, help="train into this folder instead of OUT/runs (ablations that "
+                                                 "share it share their runs)")
+    ab.set_defaults(func=run_ablation)
+
+
+def run_ablation(args) -> int:
+    from kws_hpc.ablation import ablate, parse_variant, table
+    from kws_hpc.features.store import open_store
+
+    for s in args.store:
+        open_store(s)  # a wrong path is one line before anything trains
+    variants = [parse_variant(v) for v in args.variant]
+    if "defaults" not in [n for n, _ in variants]:
+        variants.insert(0, ("defaults", []))
+    rows = ablate(args.store, variants, args.seeds, args.out, jobs=args.jobs, runs=args.runs)
+    print(table(rows))
+    print(f"written: {Path(args.out) / 'ablation.md'}")
+    return 0
 
 
 def run(args) -> int:
