@@ -121,6 +121,7 @@ class ModelConfig:
     head: str = field(default="attention", metadata={"choices": HEADS})  # how the sequence is pooled
     conv_channels: int = 0  # CRNN: >0 adds a conv front-end with this many channels
     conv_layers: int = 2  # CRNN: conv layers
+    conv_stride: int = 1  # CRNN: time stride of the first conv layer (2 halves the RNN's steps)
     clip_norm: bool = True  # subtract each clip's mean log-mel (level invariance; no --streaming)
 
 
@@ -211,6 +212,8 @@ def check_config(cfg: RunConfig) -> None:
         (m.hidden >= 1 and m.layers >= 1, f"hidden {m.hidden} and layers {m.layers} must be >= 1"),
         (0 <= m.dropout < 1, f"dropout {m.dropout} must be in [0, 1)"),
         (m.conv_channels >= 0 and m.conv_layers >= 1, "conv-channels must be >= 0 and conv-layers >= 1"),
+        (1 <= m.conv_stride <= 4 and (m.conv_stride == 1 or m.conv_channels > 0),
+         f"conv-stride {m.conv_stride}: use 1..4, with --conv-channels > 0"),
         (t.epochs >= 1, f"epochs {t.epochs} must be >= 1"),
         (t.batch_size >= 2, f"batch size {t.batch_size} must be >= 2"),
         (t.lr > 0, f"lr {t.lr} must be > 0"),

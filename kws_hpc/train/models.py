@@ -91,10 +91,10 @@ class KwsRNN(nn.Module):
 
 
 def _conv_front(n_mels: int, cfg: ModelConfig) -> nn.Sequential:
-    """CRNN front-end: a small 1-D conv stack over time that keeps the frame count."""
+    """CRNN front-end: a small 1-D conv stack over time; the first layer's stride divides the frame count."""
     layers, ch = [], n_mels
-    for _ in range(cfg.conv_layers):
-        layers += [nn.Conv1d(ch, cfg.conv_channels, kernel_size=5, padding=2),
+    for i in range(cfg.conv_layers):
+        layers += [nn.Conv1d(ch, cfg.conv_channels, kernel_size=5, padding=2, stride=cfg.conv_stride if i == 0 else 1),
                    nn.BatchNorm1d(cfg.conv_channels), nn.ReLU()]
         ch = cfg.conv_channels
     return nn.Sequential(*layers)

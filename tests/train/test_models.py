@@ -95,3 +95,15 @@ def test_clip_norm_makes_the_model_blind_to_recording_level():
     assert not model.can_stream
     plain = build_model(ModelConfig(hidden=8, layers=1, clip_norm=False), MELS, CLASSES).eval()
     assert not torch.allclose(plain(x), plain(louder), atol=1e-3)
+
+
+def test_a_strided_conv_front_halves_the_rnn_steps_and_needs_a_front():
+    from kws_hpc.config import RunConfig, TrainConfig, check_config
+    from kws_hpc.errors import KwsError
+
+    seen = []
+    model = build_model(ModelConfig(conv_channels=8, conv_stride=2, hidden=8), 40, 3)
+    model.rnn.register_forward_hook(lambda m, args, out: seen.append(args[0].shape))
+    assert model(torch.randn(4, 100, 40)).shape == (4, 3) and seen == [(4, 50, 8)]
+    with pytest.raises(KwsError, match="conv-stride"):
+        check_config(RunConfig(store="s", model=ModelConfig(conv_stride=2), train=TrainConfig()))
