@@ -248,17 +248,20 @@ def det_curves(models: dict, per_false_alarm: float, budgets, path: Path) -> Pat
     """Miss rate against false alarms per hour (log axis), one curve per model; budgets dotted.
 
     `models` maps a name to {"family", "curve": [[threshold, miss rate, false alarms per hour]]}. No false
-    alarm at all is drawn at half of one (`per_false_alarm` / 2), the left edge of what the stream resolves.
+    alarm at all (the stream resolves `per_false_alarm` per hour) is drawn left of every budget line, in a
+    grey band.
     """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    floor = per_false_alarm / 2
+    floor = min(per_false_alarm, *budgets) / 2
     for k, (name, m) in enumerate(models.items()):
         pts = sorted((max(fa, floor), miss) for _, miss, fa in m["curve"] if miss == miss)
         color = FAMILY_COLORS.get(m["family"], OTHER_COLORS[k % len(OTHER_COLORS)])
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", ms=3, lw=1.8, color=color, label=name)
     for b in budgets:
         ax.axvline(b, color="0.5", ls=":", lw=1)
+        ax.annotate(f"{b:g}/h", (b, 1.0), fontsize=7, color="0.4", ha="left", va="bottom",
+                    xytext=(2, 0), textcoords="offset points")
     ax.axvspan(floor * 0.7, floor * 1.3, color="0.9", zorder=0, label="no false alarm")
     ax.set_xscale("log")
     ax.set(xlabel="false alarms per hour (stream without keywords)", ylabel="miss rate (keyword stream)",
