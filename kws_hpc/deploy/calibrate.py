@@ -36,6 +36,7 @@ CALIBRATION_MINUTES = 10.0  # ~260 keywords; a 3-min stream holds ~75, so a few 
 NEGATIVE_MINUTES = 30.0  # one false alarm = 2 per hour (see the module doc)
 FA_BUDGET = 2.0  # false alarms per hour the chosen threshold may give on the negative stream
 
+
 def calibrate(scorer, labels: list, fc: FeatureConfig, store: Optional[Path], cfg: DetectorConfig,
               minutes: float = CALIBRATION_MINUTES, log: Callable[[str], None] = print,
               fa_per_hour: float = FA_BUDGET, negative_minutes: float = NEGATIVE_MINUTES

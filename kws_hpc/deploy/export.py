@@ -3,7 +3,8 @@
 `export_checkpoint` rebuilds the model from the checkpoint alone (refusing one without its label order or
 feature config), converts it to ONNX, runs the ONNX graph and the checkpoint on the stored test clips of
 the run's store and refuses to write when they differ by more than 1e-4, calibrates the threshold on the
-validation split for a false-alarm budget (calibrate.py), and writes graph + metadata under a temporary name, renamed at the end.
+validation split for a false-alarm budget (calibrate.py), and writes graph + metadata under a temporary
+name, renamed at the end.
 """
 
 from __future__ import annotations

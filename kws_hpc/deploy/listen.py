@@ -67,7 +67,7 @@ def run_live(model_file: str | Path, opts: LiveOptions = LiveOptions(), log: Cal
     pipe = Pipeline(model.scorer, model.labels, model.feature_config, cfg, record=bool(opts.truth))
     show = (lambda d: None) if opts.quiet else (lambda d: log(format_detection(d)))
     log(f"model {model.path.name}: {len(model.labels)} labels ({', '.join(model.labels)}); "
-        f"threshold {cfg.threshold:.2f}, smoothing {cfg.smooth_s:g} s, hold {cfg.hold_s:g} s, "
+        f"threshold {threshold_text(cfg.threshold)}, smoothing {cfg.smooth_s:g} s, hold {cfg.hold_s:g} s, "
         f"refractory {cfg.refractory_s:g} s, hop {cfg.hop_s:g} s, voice gate {'on' if cfg.vad else 'off'}"
         f"{', streaming' if cfg.streaming else ''}")
     with one_thread():
@@ -119,6 +119,11 @@ def score_run(pipe, dets, labels, cfg: DetectorConfig, opts: LiveOptions, log) -
                 log(f"  {t:<6g}   {miss}  {r.fa_per_hour:7.1f}")
         out["sweep"] = sweep_rows(rows)
     return out
+
+
+def threshold_text(t: float) -> str:
+    """0.30, 0.95, 0.993: two decimals unless the threshold has three."""
+    return f"{t:.2f}" if abs(round(t, 2) - t) < 1e-9 else f"{t:.3f}"
 
 
 def _pct(x: float) -> str:
