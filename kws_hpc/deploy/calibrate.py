@@ -70,11 +70,13 @@ def _on_streams(scorer, labels, fc, store: Path, cfg, minutes: tuple, budget: fl
     except KwsError as e:  # false alarms on the keyword stream are false alarms too
         neg_info = {"skipped": f"no negative validation stream ({e}); false alarms counted on the keyword stream"}
         log(f"threshold: {neg_info['skipped']}")
-    point, met = pick_by_budget(det_curve(pos, neg or pos), budget)
+    curve = det_curve(pos, neg or pos)
+    point, met = pick_by_budget(curve, budget)
     t = point.threshold
     p, n = dict(pos)[t], dict(neg or pos)[t]
-    where = f"{minutes[0]:g}-min keyword and {minutes[1]:g}-min negative" if neg else f"{minutes[0]:g}-min"
-    log(f"threshold {t:g} chosen for a budget of {budget:g} false alarms/h on {where} validation streams: "
+    where = (f"{minutes[0]:g}-min keyword and {minutes[1]:g}-min negative validation streams" if neg
+             else f"a {minutes[0]:g}-min keyword validation stream")
+    log(f"threshold {t:g} chosen for a budget of {budget:g} false alarms/h on {where}: "
         f"miss rate {100 * p.miss_rate:.1f} % ({p.misses} of {p.keywords} keywords), "
         f"{n.fa_per_hour:.1f} false alarms/h ({n.false_alarms})")
     if not met:
@@ -88,7 +90,7 @@ def _on_streams(scorer, labels, fc, store: Path, cfg, minutes: tuple, budget: fl
             "positive": {**pos_stream.describe(), "keywords": p.keywords, "hits": p.hits,
                          "false_alarms": p.false_alarms, "fa_per_hour": p.fa_per_hour},
             "negative": neg_info,
-            "curve": [[r.threshold, r.miss_rate, r.fa_per_hour] for r in det_curve(pos, neg or pos)]}
+            "curve": [list(r) for r in curve]}
     return dataclasses.replace(cfg, threshold=t, class_thresholds={}), info
 
 
@@ -101,7 +103,7 @@ def _on_clips(scorer, labels, store: Path, cfg, log, why: str, budget: float) ->
         return cfg, {"method": "default", "threshold": cfg.threshold, "fa_per_hour_budget": budget}
     keywords = np.array([i for i, lab in enumerate(labels) if not lab.startswith("_")])
     probs = softmax(np.concatenate([scorer.window(val.features[i:i + 256])
-                                     for i in range(0, len(val.features), 256)]))
+                                    for i in range(0, len(val.features), 256)]))
     best = keywords[np.argmax(probs[:, keywords], axis=1)]
     conf = probs[np.arange(len(best)), best]
     right = best == val.labels

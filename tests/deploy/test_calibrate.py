@@ -79,3 +79,15 @@ def test_export_cli_budget_moves_the_threshold(tiny_run, tmp_path, capsys):  # n
     loose = load_exported(tmp_path / "m100000.onnx").meta["calibration"]
     assert loose["miss_rate"] == min(row[1] for row in loose["curve"] if not math.isnan(row[1]))
     assert main(["export", str(tiny_run), "--out", str(tmp_path / "x.onnx"), "--fa-per-hour", "-1"]) == 2
+
+
+def test_without_a_negative_stream_false_alarms_are_counted_on_the_keyword_stream(tiny_run, tmp_path):  # noqa: F811
+    from kws_hpc.deploy.export import export_checkpoint
+
+    lines: list = []
+    out = export_checkpoint(tiny_run, tmp_path / "m.onnx", calibrate_minutes=0.5, negative_minutes=0,
+                            fa_per_hour=5.0, log=lines.append)
+    c = load_exported(out).meta["calibration"]
+    assert c["method"] == "validation_streams" and c["fa_per_hour_budget"] == 5.0
+    assert "none asked" in c["negative"]["skipped"] and c["fa_per_hour"] == c["positive"]["fa_per_hour"]
+    assert any("on a 0.5-min keyword validation stream" in line for line in lines)

@@ -319,7 +319,7 @@ PROBE = """<script>window.addEventListener("load", function () {
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
-                                                   "(apt-get install -y chromium)")
+                                                  "(apt-get install -y chromium)")
 def test_page_opens_in_chromium_with_every_image(report, tmp_path):
     out = report["out"]
     html = (out / "index.html").read_text()
