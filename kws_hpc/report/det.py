@@ -4,7 +4,7 @@ Both runs are converted to the ONNX graph `export` would write and run through t
 detector settings, voice gate on) over two streams of test-split speakers made from the store's corpus:
 one with keywords, one without (other words, noise, quiet). Every threshold gives a point of the DET
 curve: miss rate on the first, false alarms per hour on the second. The curves are kept in
-`OUT/det.json` and reused while the runs, streams and detector settings are the same.
+`OUT/det.json` and reused while the runs, streams, thresholds and detector settings are the same.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def det_context(best: dict, out: Path, minutes: tuple = DET_MINUTES, log: Callab
     """{"skipped": why} or {"streams": ..., "models": {name: {run, curve, at}}, "per_false_alarm": ...}."""
     from kws_hpc.deploy.det import corpus_of, make_stream
     from kws_hpc.deploy.detector import DetectorConfig
+    from kws_hpc.deploy.scoring import THRESHOLDS
     from kws_hpc.errors import KwsError
 
     runs = [best[f] for f in ("gru", "lstm") if f in best] or list(best.values())
@@ -39,7 +40,7 @@ def det_context(best: dict, out: Path, minutes: tuple = DET_MINUTES, log: Callab
                            "moved), so no test streams can be made."}
     cfg = DetectorConfig()
     key = {"store": str(store), "corpus": str(corpus), "minutes": list(minutes), "seed": DET_SEED,
-           "detector": cfg.as_dict(), "runs": [r.signature for r in runs]}
+           "detector": cfg.as_dict(), "thresholds": list(THRESHOLDS), "runs": [r.signature for r in runs]}
     cached = _read_cache(out / CACHE)
     if cached is not None and cached.get("key") == key:
         log(f"DET curves of {len(runs)} run(s) reused from {out / CACHE}")
