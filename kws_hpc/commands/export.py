@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kws_hpc.deploy.calibrate import CALIBRATION_MINUTES
+from kws_hpc.deploy.calibrate import CALIBRATION_MINUTES, FA_BUDGET, NEGATIVE_MINUTES
 from kws_hpc.deploy.detector import DetectorConfig
 from kws_hpc.options import add_config_args, config_from_args
 
@@ -11,7 +11,8 @@ DESCRIPTION = (
     "Rebuild the model from RUN/best.pt or CKPT (or the run with the best validation accuracy under "
     "--best RUNS), convert it to ONNX with its label order, feature config, normalisation and detector "
     "settings inside, check it gives the checkpoint's outputs on the store's test clips (max |difference| "
-    "<= 1e-4), choose the threshold on the validation split, and write OUT atomically.")
+    "<= 1e-4), choose the threshold on validation-split streams (the fewest misses on a keyword stream within "
+    "--fa-per-hour false alarms per hour on a stream without keywords), and write OUT atomically.")
 
 
 def register(sub) -> None:
@@ -28,14 +29,25 @@ def register(sub) -> None:
     p.add_argument("--calibrate-minutes", type=float, default=CALIBRATION_MINUTES,
                    help="validation stream the threshold is chosen on, minutes "
                         f"(default: {CALIBRATION_MINUTES:g}; 0 = clip level)")
+    p.add_argument("--fa-per-hour", type=float, default=FA_BUDGET, metavar="F",
+                   help="false-alarm budget: the threshold with the fewest misses whose false alarms per hour "
+                        f"on the negative validation stream are <= F (default: {FA_BUDGET:g})")
+    p.add_argument("--negative-minutes", type=float, default=NEGATIVE_MINUTES,
+                   help="validation stream without keywords the false alarms are counted on, minutes "
+                        f"(default: {NEGATIVE_MINUTES:g}: one false alarm = 2 per hour; 0 = none, count them "
+                        "on the keyword stream)")
     add_config_args(p, DetectorConfig, include=DETECTOR_FLAGS, flags=DETECTOR_FLAGS)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from kws_hpc.deploy.export import export_checkpoint
+    from kws_hpc.errors import KwsError
 
+    if not args.fa_per_hour >= 0:
+        raise KwsError(f"--fa-per-hour {args.fa_per_hour}: use a number of false alarms per hour >= 0")
     det = config_from_args(DetectorConfig, args).check()
     print(export_checkpoint(args.checkpoint, args.out, best=args.best, store=args.store,
-                            calibrate_minutes=args.calibrate_minutes, detector=det))
+                            calibrate_minutes=args.calibrate_minutes, detector=det,
+                            fa_per_hour=args.fa_per_hour, negative_minutes=args.negative_minutes))
     return 0

@@ -31,7 +31,8 @@ def register(sub) -> None:
     p.add_argument("--no-vad", action="store_true", help="run the model on every hop")
     p.add_argument("--tolerance", type=float, default=None,
                    help="scoring: latest detection after the onset, s (default: 1.5)")
-    p.add_argument("--sweep", action="store_true", help="with --truth: hit rate and false alarms per threshold")
+    p.add_argument("--sweep", action="store_true",
+                   help="with --truth: miss rate and false alarms per hour at each threshold")
     p.add_argument("--json", metavar="FILE", default=None, help="write detections, scores and costs as JSON")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default: 1)")
     p.add_argument("--quiet", action="store_true", help="do not print each detection")

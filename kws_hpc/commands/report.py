@@ -15,12 +15,18 @@ def register(sub) -> None:
                    help="Optuna storage: journal file, .db file or RDB URL "
                         "(default: RUNS/studies.journal if present)")
     p.add_argument("--out", default=None, help="report folder (default: RUNS/report)")
+    p.add_argument("--det-minutes", type=float, nargs=2, default=None, metavar=("POS", "NEG"),
+                   help="test streams the best GRU and LSTM are put through the live detector on: minutes "
+                        "with keywords and without (default: 10 30; 0 0 = no DET section)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from kws_hpc.report.build import make_report
 
-    index = make_report(args.runs, args.out, storage=args.storage)
+    from kws_hpc.report.det import DET_MINUTES
+
+    minutes = tuple(args.det_minutes) if args.det_minutes else DET_MINUTES
+    index = make_report(args.runs, args.out, storage=args.storage, det_minutes=minutes)
     print(index)
     return 0

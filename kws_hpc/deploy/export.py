@@ -3,7 +3,8 @@
 `export_checkpoint` rebuilds the model from the checkpoint alone (refusing one without its label order or
 feature config), converts it to ONNX, runs the ONNX graph and the checkpoint on the stored test clips of
 the run's store and refuses to write when they differ by more than 1e-4, calibrates the threshold on the
-validation split (calibrate.py), and writes graph + metadata under a temporary name, renamed at the end.
+validation split for a false-alarm budget (calibrate.py), and writes graph + metadata under a temporary
+name, renamed at the end.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from kws_hpc import __version__
-from kws_hpc.deploy.calibrate import CALIBRATION_MINUTES, calibrate
+from kws_hpc.deploy.calibrate import CALIBRATION_MINUTES, FA_BUDGET, NEGATIVE_MINUTES, calibrate
 from kws_hpc.config import FeatureConfig, from_dict, to_dict
 from kws_hpc.deploy.detector import DetectorConfig
 from kws_hpc.errors import KwsError
@@ -76,13 +77,19 @@ def _source(ckpt: dict, path: Path, run: Optional[Path]) -> dict:
 
 def export_checkpoint(target: Optional[str | Path], out: str | Path, best: Optional[str | Path] = None,
                       store: Optional[str | Path] = None, calibrate_minutes: float = CALIBRATION_MINUTES,
-                      detector: Optional[DetectorConfig] = None, log: Callable[[str], None] = print) -> Path:
-    """Export RUN/best.pt, a checkpoint file, or the best run under `best` into the ONNX file `out`."""
+                      detector: Optional[DetectorConfig] = None, log: Callable[[str], None] = print,
+                      fa_per_hour: float = FA_BUDGET, negative_minutes: float = NEGATIVE_MINUTES) -> Path:
+    """Export RUN/best.pt, a checkpoint file, or the best run under `best` into the ONNX file `out`.
+
+    The threshold is the one with the fewest misses on a `calibrate_minutes` validation keyword stream
+    whose false alarms on a `negative_minutes` validation stream without keywords stay <= `fa_per_hour`.
+    """
     with one_thread():
-        return _export(target, out, best, store, calibrate_minutes, detector, log)
+        return _export(target, out, best, store, (calibrate_minutes, negative_minutes, fa_per_hour),
+                       detector, log)
 
 
-def _export(target, out, best, store, calibrate_minutes, detector, log) -> Path:
+def _export(target, out, best, store, calibration: tuple, detector, log) -> Path:
     from kws_hpc.train.evaluate import checkpoint_path, load_checkpoint
     from kws_hpc.train.rundir import best_run
 
@@ -119,8 +126,9 @@ def _export(target, out, best, store, calibrate_minutes, detector, log) -> Path:
     if not worst <= PARITY_TOLERANCE:
         raise KwsError(f"exported model differs from checkpoint {path} by {worst:.2e} > "
                        f"{PARITY_TOLERANCE:g}; nothing written to {out}")
+    minutes, negative_minutes, budget = calibration
     cfg, calib = calibrate(scorer, labels, fc, store if store is not None and store.is_dir() else None,
-                           detector or DetectorConfig(), calibrate_minutes, log)
+                           detector or DetectorConfig(), minutes, log, budget, negative_minutes)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "labels": list(labels),
             "feature_config": to_dict(fc), "model_config": ckpt["model_config"],
             "normalization": {"mean": model.feat_mean.tolist(), "std": model.feat_std.tolist(),
@@ -133,8 +141,5 @@ def _export(target, out, best, store, calibrate_minutes, detector, log) -> Path:
     write_bytes(out, with_metadata(graph, meta))
     load_exported(out)  # the written file opens and describes itself
     log(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB, {len(labels)} labels, "
-        f"threshold {cfg.threshold:.2f}, {time.perf_counter() - t0:.1f} s)")
+        f"threshold {cfg.threshold:g}, {time.perf_counter() - t0:.1f} s)")
     return out
-
-
-

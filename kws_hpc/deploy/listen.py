@@ -21,7 +21,7 @@ class LiveOptions:
     seconds: Optional[float] = None  # microphone: stop after this long
     truth: Optional[str] = None  # with wav: a truth TSV to score against
     realtime: bool = False  # with wav: feed it at the pace of the audio
-    sweep: bool = False  # with truth: hit rate and false alarms per threshold
+    sweep: bool = False  # with truth: miss rate and false alarms per hour per threshold
     tolerance: Optional[float] = None  # scoring: latest detection after the onset, s
     json: Optional[str] = None  # write detections, scores and costs here
     threads: int = 1  # onnxruntime threads
@@ -67,7 +67,7 @@ def run_live(model_file: str | Path, opts: LiveOptions = LiveOptions(), log: Cal
     pipe = Pipeline(model.scorer, model.labels, model.feature_config, cfg, record=bool(opts.truth))
     show = (lambda d: None) if opts.quiet else (lambda d: log(format_detection(d)))
     log(f"model {model.path.name}: {len(model.labels)} labels ({', '.join(model.labels)}); "
-        f"threshold {cfg.threshold:.2f}, smoothing {cfg.smooth_s:g} s, hold {cfg.hold_s:g} s, "
+        f"threshold {threshold_text(cfg.threshold)}, smoothing {cfg.smooth_s:g} s, hold {cfg.hold_s:g} s, "
         f"refractory {cfg.refractory_s:g} s, hop {cfg.hop_s:g} s, voice gate {'on' if cfg.vad else 'off'}"
         f"{', streaming' if cfg.streaming else ''}")
     with one_thread():
@@ -89,7 +89,7 @@ def run_live(model_file: str | Path, opts: LiveOptions = LiveOptions(), log: Cal
 def score_run(pipe, dets, labels, cfg: DetectorConfig, opts: LiveOptions, log) -> dict:
     """Log and return the score against the truth, the voice gate's score and, asked, the sweep."""
     from kws_hpc.data.teststream import read_truth
-    from kws_hpc.deploy.scoring import TOLERANCE_S, score, sweep, vad_score
+    from kws_hpc.deploy.scoring import SHOWN, TOLERANCE_S, score, sweep, sweep_rows, vad_score
 
     truth = read_truth(opts.truth)
     tol = opts.tolerance if opts.tolerance is not None else TOLERANCE_S
@@ -112,12 +112,18 @@ def score_run(pipe, dets, labels, cfg: DetectorConfig, opts: LiveOptions, log) -
     if opts.sweep:
         times, smoothed = pipe.trace.arrays()
         rows = sweep(times, smoothed, labels, cfg, truth, pipe.seconds, tolerance_s=tol)
-        log("threshold  hit %   FA/hour  (smoothing, gate and refractory as above)")
-        for t, r in rows[::5]:
-            hit = f"{100 * r.hit_rate:5.1f}" if r.keywords else "  n/a"  # a negative stream has no keyword
-            log(f"  {t:.2f}    {hit}  {r.fa_per_hour:7.1f}")
-        out["sweep"] = [[t, r.hit_rate, r.fa_per_hour] for t, r in rows]
+        log("threshold  miss %   FA/hour  (smoothing, gate and refractory as above)")
+        for t, r in rows:
+            if any(abs(t - x) < 1e-9 for x in SHOWN):  # every threshold is in the JSON
+                miss = f"{100 * r.miss_rate:5.1f}" if r.keywords else "  n/a"  # a negative stream has none
+                log(f"  {t:<6g}   {miss}  {r.fa_per_hour:7.1f}")
+        out["sweep"] = sweep_rows(rows)
     return out
+
+
+def threshold_text(t: float) -> str:
+    """0.30, 0.95, 0.993: two decimals unless the threshold has three."""
+    return f"{t:.2f}" if abs(round(t, 2) - t) < 1e-9 else f"{t:.3f}"
 
 
 def _pct(x: float) -> str:

@@ -1,9 +1,10 @@
 """The report job: gather run folders and Optuna studies into one folder.
 
 `make_report(runs, out)` writes `OUT/index.html` (self-contained, opens from disk), `OUT/report.md`,
-`OUT/results.json`, `OUT/results.csv` and the figures in `OUT/figures/`; each file is written under a
-temporary name and renamed. Anything that cannot be shown (no LSTM run, no studies, a run without
-predictions.npz, ...) is said where it would have been.
+`OUT/results.json`, `OUT/results.csv`, the figures in `OUT/figures/` and the live DET curves' cache
+`OUT/det.json`; each file is written under a temporary name and renamed. Anything that cannot be shown
+(no LSTM run, no studies, a run without predictions.npz, the corpus for the test streams, ...) is said
+where it would have been.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from kws_hpc.train.rundir import best_runs
 from kws_hpc.report.html import render_html, render_markdown
 from kws_hpc.report.runs import Run, best_by_family, find_runs, group_runs, hparams, run_row
 from kws_hpc.report.compare import mcnemar
+from kws_hpc.report.det import BUDGETS, DET_MINUTES, det_context
 
 MAX_FEATURED = 8  # per-model figures for at most this many runs (the best of each family and variant)
 
@@ -138,10 +140,12 @@ def study_summaries(studies: list, fig_dir: Path, rel) -> list[dict]:
     return out
 
 
-def make_report(runs, out=None, storage: Optional[str] = None, log: Callable[[str], None] = print) -> Path:
+def make_report(runs, out=None, storage: Optional[str] = None, log: Callable[[str], None] = print,
+                det_minutes: tuple = DET_MINUTES) -> Path:
     """Write the report of every run under `runs` (and every study in `storage`) into `out`.
 
-    `out` defaults to `runs/report`; `storage` to `runs/studies.journal` when it exists. Returns the
+    `out` defaults to `runs/report`; `storage` to `runs/studies.journal` when it exists. `det_minutes`:
+    the keyword and the negative test stream the DET curves are measured on ((0, 0): none). Returns the
     path of index.html. A missing runs folder or one without run folders is a KwsError.
     """
     t0 = time.perf_counter()
@@ -164,8 +168,12 @@ def make_report(runs, out=None, storage: Optional[str] = None, log: Callable[[st
 
     studies = study_summaries(studies, fig_dir, rel)
     ctx = context(runs_, runs_dir, fig_dir, rel)
-    ctx.update(studies=studies, studies_note=studies_note, out=out)
-    sections = [S.overview(ctx), S.comparison(ctx), S.families(ctx),
+    ctx.update(studies=studies, studies_note=studies_note, out=out,
+               det=det_context(ctx["best"], out, det_minutes, log))
+    if ctx["det"].get("models"):
+        ctx["figures"]["det"] = {"miss rate vs false alarms per hour, test streams": rel(F.det_curves(
+            ctx["det"]["models"], ctx["det"]["per_false_alarm"], BUDGETS, fig_dir / "det.png"))}
+    sections = [S.overview(ctx), S.comparison(ctx), S.live_det(ctx), S.families(ctx),
                 S.per_model(ctx, "curves", "Learning curves", "curves", "learning curves",
                             "Loss and accuracy per epoch of each model's best run."),
                 S.per_model(ctx, "confusion", "Confusion matrices", "confusion", "confusion matrix",
@@ -238,7 +246,7 @@ def write_outputs(out: Path, ctx: dict, runs_dir: Path, storage: Optional[str]) 
         "storage": storage,
         "runs": [{**row, "result": r.result} for row, r in zip(rows, ctx["runs"])],
         "groups": ctx["groups"], "best": {f: r.signature for f, r in ctx["best"].items()},
-        "paired_test": ctx["paired"], "studies": studies, "stores": stores,
+        "paired_test": ctx["paired"], "det": ctx["det"], "studies": studies, "stores": stores,
         "figures": sorted(str(v) for group in ctx["figures"].values() for v in group.values()
                           if isinstance(v, Path)),
         "missing": ctx["missing"],

@@ -1,5 +1,5 @@
 """The report's figures: learning curves, confusion matrices, PCA of embeddings, true-vs-predicted,
-per-class F1, accuracy-vs-cost, split counts. Each function draws one PNG and returns its path.
+per-class F1, accuracy-vs-cost, split counts, live DET curves. Each function draws one PNG and returns its path.
 """
 
 from __future__ import annotations
@@ -240,5 +240,33 @@ def split_counts(summary: dict, path: Path) -> Path:
         ax.set_xticklabels(labels, rotation=60, ha="right", rotation_mode="anchor", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("clips")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def det_curves(models: dict, per_false_alarm: float, budgets, path: Path) -> Path:
+    """Miss rate against false alarms per hour (log axis), one curve per model; budgets dotted.
+
+    `models` maps a name to {"family", "curve": [[threshold, miss rate, false alarms per hour]]}. No false
+    alarm at all (the stream resolves `per_false_alarm` per hour) is drawn left of every budget line, in a
+    grey band.
+    """
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    floor = min(per_false_alarm, *budgets) / 2
+    for k, (name, m) in enumerate(models.items()):
+        pts = sorted((max(fa, floor), miss) for _, miss, fa in m["curve"] if miss == miss)
+        color = FAMILY_COLORS.get(m["family"], OTHER_COLORS[k % len(OTHER_COLORS)])
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", ms=3, lw=1.8, color=color, label=name)
+    for b in budgets:
+        ax.axvline(b, color="0.5", ls=":", lw=1)
+        ax.annotate(f"{b:g}/h", (b, 1.0), fontsize=7, color="0.4", ha="left", va="bottom",
+                    xytext=(2, 0), textcoords="offset points")
+    ax.axvspan(floor * 0.7, floor * 1.3, color="0.9", zorder=0, label="no false alarm")
+    ax.set_xscale("log")
+    ax.set(xlabel="false alarms per hour (stream without keywords)", ylabel="miss rate (keyword stream)",
+           ylim=(0, 1.02), title="Live detection: misses vs false alarms (every threshold)")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return save(fig, path)

@@ -216,3 +216,31 @@ def all_runs(ctx: dict) -> Section:
     s.add(Table(["run", "family", "variant", "seed", "status", "test accuracy", "macro-F1",
                  "last val accuracy", "Optuna trial", "folder"], rows))
     return s
+
+
+def live_det(ctx: dict) -> Section:
+    """The DET figure and the miss rate at a few false-alarm budgets of the best run of each family."""
+    s = Section("Live detection: misses vs false alarms per hour", "det")
+    det = ctx["det"]
+    if "skipped" in det:
+        return s.add(Note(f"No DET curves: {det['skipped']}"))
+    pos, neg = det["streams"]["positive"], det["streams"]["negative"]
+    s.add(f"The best run of each family, converted as `kws-hpc export` does, ran the live detector (default "
+          f"settings, voice gate on) over two streams of test-split speakers from {det['corpus']}: a "
+          f"{pos['minutes']:g}-min stream with {pos['events']['keyword']} keywords (seed {pos['seed']}) and a "
+          f"{neg['minutes']:g}-min stream without any ({neg['events']['other']} other words, "
+          f"{neg['events']['noise']} noise bursts; seed {neg['seed']}). Each threshold gives the miss rate on "
+          f"the first and the false alarms per hour on the second; one false alarm there is "
+          f"{num(det['per_false_alarm'], 2)} per hour, so a smaller budget means none at all.")
+    for note in det["notes"]:
+        s.add(Note(note))
+    figs(s, ctx["figures"].get("det", {}), "DET figure", ctx["out"])
+    budgets = list(next(iter(det["models"].values()))["at"]) if det["models"] else []
+    rows = []
+    for name, m in det["models"].items():
+        cells = [f"{100 * p['miss_rate']:.1f} % (threshold {p['threshold']:g})" if p else "not reached"
+                 for p in (m["at"][b] for b in budgets)]
+        rows.append([name, *cells])
+    s.add(Table(["model", *(f"miss rate at <= {float(b):g} FA/h" for b in budgets)], rows,
+                "Lowest miss rate within each false-alarm budget (and the threshold that gives it)"))
+    return s

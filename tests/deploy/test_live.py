@@ -20,7 +20,7 @@ from kws_hpc.features.logmel import log_mel
 from kws_hpc.deploy.pipeline import Pipeline, run_wav
 from kws_hpc.train.models import KwsRNN
 from kws_hpc.deploy.onnx_model import TorchScorer
-from kws_hpc.deploy.scoring import pick_threshold, score, sweep, vad_score
+from kws_hpc.deploy.scoring import THRESHOLDS, pick_threshold, score, sweep, vad_score
 from kws_hpc.data.teststream import TruthEvent
 
 SR = 16000
@@ -136,7 +136,10 @@ def test_a_negative_stream_counts_every_detection_as_a_false_alarm():
     assert (s.keywords, s.hits, s.false_alarms) == (0, 0, 4) and s.fa_per_hour == pytest.approx(8.0)
     assert s.confused == {"house": 1, "off": 2, "(quiet)": 1}
     assert s.summary() == "no keywords in 30.00 min: 4 false alarms (8.00 per hour)"
-    assert s.hit_rate != s.hit_rate  # NaN: there was nothing to hit
+    assert s.hit_rate != s.hit_rate and s.miss_rate != s.miss_rate  # NaN: there was nothing to hit
+    d = s.as_dict()  # in JSON: not applicable, not 0/0
+    assert d["hit_rate"] is None and d["miss_rate"] is None and d["fa_per_hour"] == pytest.approx(8.0)
+    json.dumps(d, allow_nan=False)
 
 
 def test_sweep_and_pick_threshold_on_a_recorded_trace():
@@ -322,13 +325,37 @@ def test_live_cli_on_a_stream_scores_and_times(exported, tiny_tree, tiny_store, 
     assert main(["live", "--model", str(exported), "--wav", str(wav), "--truth", str(tsv), "--sweep",
                  "--json", str(out), "--threshold", "0.3"]) == 0
     text = capsys.readouterr().out
-    for part in ("threshold 0.30", "score:", "keywords:", "voice gate:", "threshold  hit %",
+    for part in ("threshold 0.30", "score:", "keywords:", "voice gate:", "threshold  miss %",
                  "real-time factor"):
         assert part in text
     report = json.loads(out.read_text())
-    assert report["score"]["keywords"] > 0 and report["cost"]["hops"] == 180 and len(report["sweep"]) == 70
+    assert report["score"]["keywords"] > 0 and report["cost"]["hops"] == 180 and len(report["sweep"]) == len(THRESHOLDS)
     assert main(["live", "--model", str(exported), "--wav", str(wav), "--streaming", "--quiet"]) == 0
     assert "real-time factor" in capsys.readouterr().out
+
+
+def test_live_cli_on_a_negative_stream_counts_false_alarms_only(exported, tiny_tree, tiny_store,  # noqa: F811
+                                                                tmp_path, capsys):
+    from kws_hpc.data.teststream import make_stream, read_truth
+
+    wav, tsv = make_stream(tiny_tree, tmp_path / "neg.wav", minutes=0.5, seed=7, store=tiny_store, split="test",
+                           keyword_share=0.0)
+    assert read_truth(tsv) and all(e.kind != "keyword" for e in read_truth(tsv))
+    out = tmp_path / "neg.json"
+    # a low threshold, so the tones of the other words and the noise make the detector fire
+    assert main(["live", "--model", str(exported), "--wav", str(wav), "--truth", str(tsv), "--sweep",
+                 "--json", str(out), "--threshold", "0.1"]) == 0
+    text = capsys.readouterr().out
+    report = json.loads(out.read_text())
+    s, dets = report["score"], report["detections"]
+    assert dets and s["keywords"] == 0 and s["hits"] == 0 and s["false_alarms"] == len(dets)
+    assert s["hit_rate"] is None and s["miss_rate"] is None
+    assert s["fa_per_hour"] == pytest.approx(len(dets) * 3600 / report["seconds"])
+    assert sum(s["confused"].values()) == len(dets)
+    assert "no keywords in 0.50 min" in text and "  n/a" in text
+    rows = {r["threshold"]: r for r in report["sweep"]}
+    assert rows[0.1]["false_alarms"] == len(dets) and rows[0.1]["miss_rate"] is None
+    assert rows[0.999]["false_alarms"] <= rows[0.5]["false_alarms"] <= rows[0.1]["false_alarms"]
 
 
 def test_live_cli_refuses_bad_input(exported, tmp_path, capsys):  # noqa: F811

@@ -21,6 +21,7 @@ from kws_hpc.report.runs import load_run
 from kws_hpc.report.compare import mcnemar, mcnemar_counts, mean_std
 
 CHROMIUM = Path("/usr/bin/chromium")
+DET_MINUTES = (0.5, 1.0)  # the DET section's keyword and negative test streams, short for the tests
 
 
 class Stop(Exception):
@@ -72,7 +73,7 @@ def trained(tiny_store, tmp_path_factory) -> dict:
 def report(trained, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("report")
     logs: list = []
-    index = make_report(trained["runs"], out, log=logs.append)
+    index = make_report(trained["runs"], out, log=logs.append, det_minutes=DET_MINUTES)
     return {"out": out, "index": index, "logs": logs, "json": json.loads((out / "results.json").read_text())}
 
 
@@ -84,7 +85,7 @@ def test_report_writes_every_file_and_figure(report, trained):
     assert not list(out.rglob("*.tmp")), "temporary files left behind"
     figs = {p.name for p in (out / "figures").glob("*.png")}
     gru, lstm = trained["dirs"]["gru"].name, trained["dirs"]["lstm"].name
-    expected = ["learning_curves.png", "per_class_f1.png", "tradeoff.png", f"confusion_lstm_{lstm}.png",
+    expected = ["learning_curves.png", "per_class_f1.png", "tradeoff.png", "det.png", f"confusion_lstm_{lstm}.png",
                 f"pca_lstm_{lstm}.png", f"true_vs_pred_lstm_{lstm}.png"]
     assert set(expected) <= figs
     for kind in ("confusion_gru_", "pca_gru_", "true_vs_pred_gru_", "splits_", "study0_"):
@@ -95,7 +96,8 @@ def test_report_writes_every_file_and_figure(report, trained):
         assert f'src="figures/{f}"' in html and f"(figures/{f})" in md, f
         assert (out / "figures" / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<style>" in html and "http://" not in html and "https://" not in html and "<script" not in html
-    for title in ("GRU vs LSTM", "Per-class metrics", "Data splits", "Optuna studies", "McNemar"):
+    for title in ("GRU vs LSTM", "Per-class metrics", "Data splits", "Optuna studies", "McNemar",
+                  "Live detection: misses vs false alarms per hour"):
         assert title in html and title in md
     assert gru in html or any(r["run_signature"] in html for r in report["json"]["runs"])
 
@@ -206,7 +208,8 @@ def test_one_family_with_a_database_storage(trained, tmp_path, capsys):
     study.add_trial(optuna.trial.create_trial(
         params={"hidden": 16}, distributions={"hidden": optuna.distributions.IntDistribution(8, 32)},
         value=0.5, user_attrs={"run": str(runs / trained["dirs"]["gru"].name)}))
-    assert main(["report", "--runs", str(runs), "--storage", url, "--out", str(tmp_path / "rep")]) == 0
+    assert main(["report", "--runs", str(runs), "--storage", url, "--out", str(tmp_path / "rep"),
+                 "--det-minutes", "0", "0"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(tmp_path / "rep" / "index.html")
     doc = json.loads((tmp_path / "rep" / "results.json").read_text())
     assert set(doc["best"]) == {"gru"} and "LSTM" in doc["paired_test"]["skipped"]
@@ -214,12 +217,13 @@ def test_one_family_with_a_database_storage(trained, tmp_path, capsys):
     html = (tmp_path / "rep" / "index.html").read_text()
     assert "No paired significance test" in html and "needs at least 2 complete trial(s)" in html
     assert "No complete LSTM run" in html
+    assert "No DET curves: no streams asked (report --det-minutes 0 0)." in html
 
 
 def test_without_studies_says_so(trained, tmp_path):
     runs = tmp_path / "runs"
     shutil.copytree(trained["dirs"]["lstm"], runs / trained["dirs"]["lstm"].name)
-    index = make_report(runs, tmp_path / "rep", log=lambda m: None)
+    index = make_report(runs, tmp_path / "rep", log=lambda m: None, det_minutes=(0, 0))
     html = index.read_text()
     assert "No Optuna studies: no storage given" in html and "No complete GRU run" in html
     assert json.loads((tmp_path / "rep" / "results.json").read_text())["studies"] == []
@@ -231,10 +235,55 @@ def test_a_run_with_an_unreadable_result_is_named_with_why(trained, tmp_path):
         shutil.copytree(trained["dirs"][key], runs / trained["dirs"][key].name)
     broken = runs / trained["dirs"]["gru"].name
     (broken / "result.json").write_text("{cut sho")
-    index = make_report(runs, tmp_path / "rep", log=lambda m: None)
+    index = make_report(runs, tmp_path / "rep", log=lambda m: None, det_minutes=(0, 0))
     html = index.read_text()
     sig = json.loads((broken / "config.json").read_text())["run_signature"]
     assert f"Run {sig} (gru, {broken}) is unusable: its result.json is unreadable." in html
+
+
+def test_det_curves_and_table_of_the_best_gru_and_lstm(report, trained):
+    from kws_hpc.deploy.scoring import DetPoint, miss_at
+
+    det = report["json"]["det"]
+    assert det["split"] == "test" and det["per_false_alarm"] == pytest.approx(60.0)
+    assert det["streams"]["positive"]["minutes"] == 0.5 and det["streams"]["negative"]["events"]["keyword"] == 0
+    models = det["models"]
+    assert sorted(m["family"] for m in models.values()) == ["gru", "lstm"]
+    best = set(report["json"]["best"].values())  # the best run of each family, by validation accuracy
+    assert {m["run"] for m in models.values()} == {r["dir"] for r in report["json"]["runs"]
+                                                   if r["run_signature"] in best}
+    html, md = (report["out"] / "index.html").read_text(), (report["out"] / "report.md").read_text()
+    assert 'src="figures/det.png"' in html and "(figures/det.png)" in md
+    for name, m in models.items():
+        curve = [DetPoint(*p) for p in m["curve"]]
+        assert len(curve) > 50 and all(0 <= p.miss_rate <= 1 and p.fa_per_hour >= 0 for p in curve)
+        assert name in html
+        for budget in ("0.5", "1.0", "2.0", "5.0"):
+            point = miss_at(curve, float(budget))
+            assert m["at"][budget] == (point._asdict() if point else None)
+            cell = f"{100 * point.miss_rate:.1f} % (threshold {point.threshold:g})" if point else "not reached"
+            assert cell in md
+    assert "miss rate at <= 0.5 FA/h" in md and "miss rate at <= 5 FA/h" in md
+    assert any(line.startswith("DET of GRU") for line in report["logs"])
+
+
+def test_det_curves_are_reused_and_an_unreachable_corpus_is_one_note(report, trained, tiny_store, tmp_path):
+    again = tmp_path / "again"
+    shutil.copytree(report["out"], again)
+    logs: list = []
+    make_report(trained["runs"], again, log=logs.append, det_minutes=DET_MINUTES)
+    assert any("reused from" in line for line in logs) and (again / "figures" / "det.png").is_file()
+    store = tmp_path / "store"  # the same store, but its corpus has moved away
+    shutil.copytree(tiny_store, store)
+    summary = json.loads((store / "summary.json").read_text())
+    (store / "summary.json").write_text(json.dumps({**summary, "data": str(tmp_path / "moved")}))
+    runs = tmp_path / "runs"
+    run = shutil.copytree(trained["dirs"]["gru"], runs / trained["dirs"]["gru"].name)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "store": str(store)}))
+    html = make_report(runs, tmp_path / "rep", log=lambda m: None, det_minutes=DET_MINUTES).read_text()
+    assert html.count("No DET curves: the corpus of store") == 1 and "is not reachable" in html
+    assert not (tmp_path / "rep" / "figures" / "det.png").exists()
 
 
 def test_missing_or_empty_runs_folder_is_one_clear_error(tmp_path, capsys):
@@ -263,11 +312,14 @@ PROBE = """<script>window.addEventListener("load", function () {
   for (var i = 0; i < imgs.length; i++) { if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++; }
   document.body.setAttribute("data-images-ok", ok);
   document.body.setAttribute("data-images-total", imgs.length);
+  var det = document.querySelector('img[src="figures/det.png"]');
+  if (det) { document.body.setAttribute("data-det-px", Math.round(det.getBoundingClientRect().width) + "x" +
+             Math.round(det.getBoundingClientRect().height) + "/" + det.naturalWidth); }
 });</script>"""
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
-                                                   "(apt-get install -y chromium)")
+                                                  "(apt-get install -y chromium)")
 def test_page_opens_in_chromium_with_every_image(report, tmp_path):
     out = report["out"]
     html = (out / "index.html").read_text()
@@ -286,3 +338,7 @@ def test_page_opens_in_chromium_with_every_image(report, tmp_path):
     assert total >= 10
     assert f'data-images-total="{total}"' in dom, proc.stderr[-2000:]
     assert f'data-images-ok="{total}"' in dom
+    # the DET figure is drawn on the page: laid out at a visible size, its PNG decoded
+    shown = dom.split('data-det-px="', 1)[1].split('"', 1)[0]
+    width, height = (int(v) for v in shown.split("/")[0].split("x"))
+    assert width > 200 and height > 100 and int(shown.split("/")[1]) > 0

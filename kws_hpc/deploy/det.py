@@ -1,0 +1,78 @@
+"""DET measurements: the live pipeline over a keyword stream and a stream without keywords, every threshold.
+
+The field reports a keyword spotter with two numbers from two kinds of audio: the miss rate on audio full
+of keywords and the false alarms per hour on long audio without any (other words, noise, quiet). Both
+streams here come from one split's speakers of the store's corpus (`data.teststream`); the pipeline runs
+over each once, recording its smoothed posteriors, and the recording is replayed under every threshold.
+Export calibration uses the validation split, the report the test split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from kws_hpc.config import FeatureConfig
+from kws_hpc.deploy.detector import DetectorConfig
+from kws_hpc.deploy.scoring import THRESHOLDS, DetPoint, Score, det_curve, sweep
+
+# Measured with the demo's exported GRU on one thread (`kws-hpc live`'s pipeline, voice gate on): 1.5-1.7 s
+# of CPU per stream-minute on either kind of stream (the gate is open on ~98 % of a negative stream's hops,
+# since words or noise follow each other every second or two), plus ~0.3 s per stream to replay 100 thresholds.
+
+
+def corpus_of(store: Path) -> Optional[Path]:
+    """The corpus a store was built from, when it is still where the store says."""
+    from kws_hpc.features.store import read_summary
+
+    data = (read_summary(store) or {}).get("data")
+    return Path(data) if data and Path(data).exists() else None
+
+
+@dataclass
+class Stream:
+    """One stream in memory: samples, truth and how it was made."""
+
+    audio: object  # float32 samples at 16 kHz
+    truth: list  # TruthEvent rows
+    minutes: float
+    seed: int
+    negative: bool
+
+    def describe(self) -> dict:
+        kinds = {k: sum(e.kind == k for e in self.truth) for k in ("keyword", "other", "noise")}
+        return {"minutes": self.minutes, "seed": self.seed, "keyword_share": 0.0 if self.negative else 0.6,
+                "events": kinds}
+
+
+def make_stream(store: Path, split: str, minutes: float, seed: int, negative: bool) -> Stream:
+    """A stream of `split`'s speakers from the store's corpus: keywords (60 %), or none at all."""
+    from kws_hpc.data.teststream import stream_audio
+    from kws_hpc.errors import KwsError
+
+    corpus = corpus_of(store)
+    if corpus is None:
+        raise KwsError(f"the corpus of store {store} is not reachable")
+    mix = {"keyword_share": 0.0} if negative else {}
+    audio, truth = stream_audio(corpus, minutes, seed, store=store, split=split, **mix)
+    return Stream(audio, truth, minutes, seed, negative)
+
+
+def stream_sweep(scorer, labels: Sequence[str], fc: FeatureConfig, cfg: DetectorConfig, stream: Stream,
+                 thresholds: Sequence[float] = THRESHOLDS) -> list[tuple[float, Score]]:
+    """Run the live pipeline over the stream once and score it under every threshold."""
+    from kws_hpc.deploy.pipeline import Pipeline
+
+    pipe = Pipeline(scorer, labels, fc, cfg, record=True)
+    pipe.push(stream.audio)
+    times, smoothed = pipe.trace.arrays()
+    return sweep(times, smoothed, labels, cfg, stream.truth, pipe.seconds, thresholds)
+
+
+def measure(scorer, labels, fc, cfg: DetectorConfig, positive: Stream, negative: Stream
+            ) -> tuple[list[DetPoint], list, list]:
+    """(DET curve, positive sweep, negative sweep) of one model on the two streams."""
+    pos = stream_sweep(scorer, labels, fc, cfg, positive)
+    neg = stream_sweep(scorer, labels, fc, cfg, negative)
+    return det_curve(pos, neg), pos, neg
