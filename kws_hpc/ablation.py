@@ -52,6 +52,7 @@ def ablate(stores: list[str], variants: list[tuple[str, list[str]]], seeds: list
     runs); write OUT/ablation.json and OUT/ablation.md; return the rows."""
     out = Path(out)
     runs = Path(runs) if runs else out / "runs"
+    out.mkdir(parents=True, exist_ok=True)
     runs.mkdir(parents=True, exist_ok=True)
     todo = [(s, name, flags, seed) for s in stores for name, flags in variants for seed in seeds]
     log(f"{len(todo)} runs: {len(stores)} store(s) x {len(variants)} variant(s) x {len(seeds)} seed(s), "

@@ -22,6 +22,7 @@ def test_variants_parse_and_the_table_reports_mean_and_sample_std():
 
 def test_an_ablation_trains_every_variant_and_seed_once(tiny_store, tmp_path, capsys):
     argv = ["bench", "ablate", "--store", str(tiny_store), "--seeds", "0", "1", "--out", str(tmp_path / "a"),
+            "--runs", str(tmp_path / "runs"),
             "--variant", "small=--hidden 8 --layers 1 --epochs 1", "--variant", "defaults=--hidden 16 --layers 1 "
             "--epochs 1"]
     assert main(argv) == 0
