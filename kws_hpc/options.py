@@ -82,6 +82,10 @@ def add_config_args(parser, cls, include: Optional[Iterable[str]] = None, exclud
         kw: dict = {"dest": name, "help": help_, "default": None if override else default}
         if kind is bool:
             kw["action"] = argparse.BooleanOptionalAction
+        elif isinstance(default, tuple) and default:  # a range: LOW HIGH
+            kw.update(type=type(default[0]), nargs=len(default),
+                      metavar=("LOW", "HIGH") if len(default) == 2 else None)
+            kw["help"] = help_.replace(f"(default: {shown})", f"(default: {' '.join(map(str, default))})")
         else:
             kw["type"] = kind
             if f.metadata.get("choices"):
@@ -97,6 +101,7 @@ def config_values(cls, args: argparse.Namespace, skip_none: bool = False) -> dic
     for f in dataclasses.fields(cls):
         if hasattr(args, f.name):
             v = getattr(args, f.name)
+            v = tuple(v) if isinstance(v, list) else v
             if not (skip_none and v is None):
                 out[f.name] = v
     return out

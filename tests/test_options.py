@@ -37,6 +37,14 @@ def test_values_types_booleans_and_choices():
         p.parse_args(["--hidden", "many"])
 
 
+def test_a_range_field_takes_low_and_high():
+    p = _parser(TrainConfig)
+    assert config_from_args(TrainConfig, p.parse_args(["--noise-snr-db", "5", "15"])).noise_snr_db == (5.0, 15.0)
+    assert config_from_args(TrainConfig, p.parse_args([])).noise_snr_db == TrainConfig().noise_snr_db
+    with pytest.raises(SystemExit):
+        p.parse_args(["--noise-snr-db", "5"])
+
+
 def test_help_comes_from_the_field_comment_with_its_default():
     helps = {a.dest: a.help for a in _parser(TrainConfig)._actions}
     assert helps["batch_size"] == "clips per batch (default: 64)"
