@@ -75,8 +75,8 @@ def table(rows: list[dict]) -> str:
     """Markdown: one line per variant, per store validation and test accuracy as mean +- std (%)."""
     stores = list(dict.fromkeys(r["store"] for r in rows))
     variants = list(dict.fromkeys(r["variant"] for r in rows))
-    head = "| variant | flags | " + " | ".join(f"{Path(s).name} val | {Path(s).name} test | min/run"
-                                              for s in stores) + " |"
+    cols = [f"{Path(s).name} val | {Path(s).name} test | min/run" for s in stores]
+    head = "| variant | flags | " + " | ".join(cols) + " |"
     lines = [head, "|" + "---|" * (2 + 3 * len(stores))]
     for v in variants:
         flags = next(r["flags"] for r in rows if r["variant"] == v)

@@ -127,16 +127,18 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation; defaults follow the reference report (Adam 1e-3, clip 1.0, 20 epochs, patience 10)."""
+    """Optimisation: Adam, clip 1.0, 20 epochs, patience 10 as in the reference report; a one-cycle schedule
+    peaking at 3e-3 instead of a flat 1e-3 (BENCHMARKS.md, real speech: +1.0 point validation accuracy on
+    the shared real set, +0.5 on the built-in corpus, GRU, 3 seeds)."""
 
     epochs: int = 20  # maximum epochs
     batch_size: int = 64  # clips per batch
-    lr: float = 1e-3  # Adam learning rate
+    lr: float = 3e-3  # Adam learning rate (the peak of the one-cycle schedule)
     weight_decay: float = 1e-4  # Adam weight decay
     grad_clip: float = 1.0  # gradient norm clip, 0 = off
     patience: int = 10  # early stopping: epochs without a better validation accuracy
     label_smoothing: float = 0.0  # cross-entropy label smoothing
-    schedule: str = field(default="none", metadata={"choices": SCHEDULES})  # learning-rate schedule
+    schedule: str = field(default="onecycle", metadata={"choices": SCHEDULES})  # learning-rate schedule
     time_masks: int = 2  # SpecAugment time masks per clip
     time_mask_width: int = 10  # widest time mask, frames
     freq_masks: int = 2  # SpecAugment mel masks per clip
