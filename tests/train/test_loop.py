@@ -46,7 +46,7 @@ def _lenient_kernels():
 
 def tiny_cfg(store, model: dict | None = None, **train) -> RunConfig:
     m = dict(hidden=16, layers=1, dropout=0.0) | (model or {})
-    t = dict(epochs=2, batch_size=16, lr=1e-2, device="cpu", time_masks=0, freq_masks=0) | train
+    t = dict(epochs=2, batch_size=16, lr=1e-2, schedule="none", device="cpu", time_masks=0, freq_masks=0) | train
     return RunConfig(store=str(store), model=ModelConfig(**m), train=TrainConfig(**t))
 
 
@@ -78,7 +78,8 @@ def gru_run(tiny_store, tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_both_cells_learn_the_tiny_store(tiny_store, tmp_path, cell):
-    cfg = tiny_cfg(tiny_store, {"cell": cell, "hidden": 32, "head": "mean"}, epochs=12, patience=12)
+    cfg = tiny_cfg(tiny_store, {"cell": cell, "hidden": 32, "head": "mean"}, epochs=12, patience=12,
+                   stream_aug=0.0)  # the tones over the store's white noise take the LSTM longer
     result = load_run(train(cfg, out=tmp_path, log=quiet, progress=False))
     assert result["history"][-1]["train_acc"] >= 0.7  # chance is 0.1
     assert result["test_accuracy"] >= 0.5  # two unseen speakers, 20 clips
