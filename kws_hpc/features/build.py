@@ -7,7 +7,6 @@ run leaves `.partial` files that the next run replaces, keeping any split alread
 
 from __future__ import annotations
 
-import hashlib
 import io
 import multiprocessing as mp
 import os
@@ -67,7 +66,7 @@ def _probe(item):
 
 
 def _augment(wave: np.ndarray, path: str, k: int, cfg: DataConfig, sr: int) -> np.ndarray:
-    rng = np.random.default_rng([cfg.seed, int(hashlib.sha1(path.encode()).hexdigest()[:8], 16), k])
+    rng = clip_rng(path, cfg.seed, k)
     max_shift = int(cfg.augment_shift_ms * sr / 1000)
     wave = time_shift(wave, int(rng.integers(-max_shift, max_shift + 1)))
     if _NOISE:

@@ -25,9 +25,10 @@ HOP = 160
 QUIET_SHARE = 0.2  # the quietest fifth of the frames stands for the background
 
 
-def clip_rng(path: str, seed: int = 0) -> np.random.Generator:
-    """The generator of one clip's padding: the same clip is padded the same way in every run."""
-    return np.random.default_rng([seed, int(hashlib.sha1(path.encode()).hexdigest()[:8], 16)])
+def clip_rng(path: str, seed: int = 0, *more: int) -> np.random.Generator:
+    """The generator of one clip (its padding; with `more`, its k-th augmented copy): the same clip is
+    treated the same way in every run, whichever worker gets it."""
+    return np.random.default_rng([seed, int(hashlib.sha1(path.encode()).hexdigest()[:8], 16), *more])
 
 
 def background_like(wave: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

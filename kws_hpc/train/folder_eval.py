@@ -2,7 +2,8 @@
 
 Each `<word>/<file>.wav` whose word is one of the model's keywords counts as that keyword; any other
 word counts as `_unknown_` when the model has that class and is left out otherwise (said in the result).
-Clips are decoded, padded the way the model's store padded them and turned into log-mels with the
+Clips are read in one pass (also from an archive), padded the way the model's store padded them (zeros
+for a store made before `--pad`) and turned into log-mels with the
 model's own feature config, then scored like `evaluate --store`. `split` picks the clips: `all`, or one
 split by the data set's hash rule (`rule="hash"`) or its official lists (`rule="official"`).
 """
@@ -22,8 +23,9 @@ from kws_hpc.errors import KwsError
 BATCH = 256  # clips decoded and featurised at a time
 
 
-def _clips(source, labels: list, split: str, rule: str) -> tuple[list, Counter]:
-    """[(path, label index)] of the folder's clips the model can be scored on, and why others were not."""
+def _clips(source, labels: list, split: str, rule: str, percents: tuple) -> tuple[list, Counter]:
+    """[(path, label index)] of the folder's clips the model can be scored on, and why others were not.
+    The hash rule uses the run's store's validation and test percentages."""
     from kws_hpc.data.split import _official_lists, hash_split
 
     lists = _official_lists(source) if split != "all" and rule == "official" else None
@@ -34,7 +36,7 @@ def _clips(source, labels: list, split: str, rule: str) -> tuple[list, Counter]:
         if not name or word == BACKGROUND or not name.lower().endswith(".wav"):
             continue
         if split != "all":
-            where = hash_split(e.path) if lists is None else \
+            where = hash_split(e.path, *percents) if lists is None else \
                 "val" if e.path in lists[0] else "test" if e.path in lists[1] else "train"
             if where != split:
                 continue
@@ -61,35 +63,41 @@ def evaluate_folder(checkpoint: str | Path, data: str | Path, split: str = "all"
     labels = list(ckpt["labels"])
     fc = from_dict(FeatureConfig, ckpt["feature_config"])
     data_cfg = ckpt.get("data_config") or {}
-    pad, seed = data_cfg.get("pad", "background"), int(data_cfg.get("seed", 0))
+    pad = data_cfg.get("pad", "zeros")  # a store made before --pad padded with zeros
+    seed = int(data_cfg.get("seed", 0))
+    percents = (float(data_cfg.get("val_percent", 10.0)), float(data_cfg.get("test_percent", 10.0)))
     source = open_source(data)
-    clips, left = _clips(source, labels, split, rule)
+    clips, left = _clips(source, labels, split, rule, percents)
     if not clips:
         words = ", ".join(sorted({lab for lab in labels if not lab.startswith("_")}))
         raise KwsError(f"no clip of {data} ({split}) can be scored: the model knows {words}"
                        f"{' and _unknown_' if UNKNOWN in labels else ''}; give a folder of <word>/<clip>.wav")
     dev = get_device(device)
     model = model.to(dev)
-    y_true, y_pred, bad = [], [], []
-    for lo in range(0, len(clips), BATCH):
-        part = clips[lo:lo + BATCH]
-        waves, ys = [], []
-        for path, payload in source.iter_bytes([p for p, _ in part]):
-            try:
-                wave = decode_wav(payload, fc.sample_rate)
-            except BadClip as e:
-                bad.append({"path": path, "reason": str(e)})
-                continue
-            waves.append(pad_clip(wave, fc.clip_samples, pad, clip_rng(path, seed)))
-            ys.append(dict(part)[path])
-        if not waves:
-            continue
+    label_of = dict(clips)
+    y_true, y_pred, bad, waves, ys = [], [], [], [], []
+
+    def score() -> None:
         x = np.stack(waves)
         feats = np.concatenate([log_mel(x[i:i + 16], fc) for i in range(0, len(x), 16)])
-        logits, _ = predict(model, torch.from_numpy(feats), dev)
-        y_true += ys
-        y_pred += logits.argmax(1).tolist()
-        log(f"scored {min(lo + BATCH, len(clips))}/{len(clips)} clips")
+        y_pred.extend(predict(model, torch.from_numpy(feats), dev)[0].argmax(1).tolist())
+        y_true.extend(ys)
+        waves.clear()
+        ys.clear()
+        log(f"scored {len(y_true) + len(bad)}/{len(clips)} clips")
+
+    for path, payload in source.iter_bytes(list(label_of)):  # one pass, also over an archive
+        try:
+            wave = decode_wav(payload, fc.sample_rate)
+        except BadClip as e:
+            bad.append({"path": path, "reason": str(e)})
+            continue
+        waves.append(pad_clip(wave, fc.clip_samples, pad, clip_rng(path, seed)))
+        ys.append(label_of[path])
+        if len(waves) == BATCH:
+            score()
+    if waves:
+        score()
     if not y_true:
         raise KwsError(f"every clip of {data} is unusable ({bad[0]['reason']}, ...); check the files")
     out = {"checkpoint": str(checkpoint_path(checkpoint)), "data": str(Path(data).resolve()), "split": split,

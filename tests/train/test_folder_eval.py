@@ -48,3 +48,15 @@ def test_evaluate_data_on_the_command_line_and_its_errors(tiny_run, tiny_tree, t
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no clip" in err[0] and TINY_WORDS[0] in err[0]
     assert main(["evaluate", str(tiny_run), "--store", str(tiny_tree), "--data", str(tiny_tree)]) == 2
+
+
+def test_an_archive_scores_like_its_folder(tiny_run, tiny_tree, tmp_path):
+    import tarfile
+
+    archive = tmp_path / "set.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tiny_tree, arcname="speech_commands")
+    folder = evaluate_folder(tiny_run, tiny_tree, split="val", log=quiet)
+    packed = evaluate_folder(tiny_run, archive, split="val", log=quiet)
+    assert packed["clips"] == folder["clips"] > 0 and packed["confusion"] == folder["confusion"]
+    assert folder["pad"] == "background"  # the run's store said so (its checkpoint carries the data config)
