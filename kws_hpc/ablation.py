@@ -31,6 +31,30 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
     return name.strip(), shlex.split(flags)
 
 
+def check_variant(name: str, flags: list[str]) -> None:
+    """A variant's flags must make a valid `kws-hpc train` command: checked before anything trains."""
+    import contextlib
+    import io
+
+    from kws_hpc.cli import build_parser
+    from kws_hpc.commands.train import run_config
+    from kws_hpc.config import check_config
+
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            args = build_parser().parse_args(["train", "--store", "-", *flags])
+    except SystemExit:
+        why = (err.getvalue().strip().splitlines() or ["not train flags"])[-1].split("error: ", 1)[-1]
+        raise KwsError(f"--variant {name}: {why}") from None
+    if args.command != "train" or args.out != "runs" or args.threads is not None or "--seed" in flags:
+        raise KwsError(f"--variant {name}: give recipe flags only (bench ablate sets --out, --threads, --seed)")
+    try:
+        check_config(run_config(args))
+    except KwsError as e:
+        raise KwsError(f"--variant {name}: {e}") from None
+
+
 def _train(store: str, flags: list[str], seed: int, runs: Path) -> dict:
     cmd = [sys.executable, "-m", "kws_hpc.cli", "train", "--store", store, "--seed", str(seed),
            "--threads", "1", "--no-progress", "--out", str(runs), *flags]

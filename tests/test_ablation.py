@@ -34,3 +34,14 @@ def test_an_ablation_trains_every_variant_and_seed_once(tiny_store, tmp_path, ca
     assert main(argv) == 0  # again: every run is found finished, the same table
     assert json.loads((tmp_path / "a" / "ablation.json").read_text())[0]["val"] == rows[0]["val"]
     assert main(["bench", "ablate", "--store", str(tmp_path / "nowhere")]) == 2
+
+
+@pytest.mark.parametrize("flags, why", [("--lr abc", "invalid float"), ("--dropout 1.5", "dropout"),
+                                        ("--seed 3", "recipe flags only"), ("--out x", "recipe flags only")])
+def test_a_bad_variant_is_one_line_before_anything_trains(tiny_store, tmp_path, capsys, flags, why):
+    out = tmp_path / "a"
+    assert main(["bench", "ablate", "--store", str(tiny_store), "--out", str(out), "--variant", f"x={flags}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--variant x" in err[0] and why in err[0]
+    assert not out.exists()
+

@@ -55,12 +55,14 @@ def register(sub) -> None:
 
 
 def run_ablation(args) -> int:
-    from kws_hpc.ablation import ablate, parse_variant, table
+    from kws_hpc.ablation import ablate, check_variant, parse_variant, table
     from kws_hpc.features.store import open_store
 
     for s in args.store:
         open_store(s)  # a wrong path is one line before anything trains
     variants = [parse_variant(v) for v in args.variant]
+    for name, flags in variants:
+        check_variant(name, flags)  # a bad flag is one line before anything trains
     if "defaults" not in [n for n, _ in variants]:
         variants.insert(0, ("defaults", []))
     rows = ablate(args.store, variants, args.seeds, args.out, jobs=args.jobs, runs=args.runs)

@@ -28,7 +28,11 @@ def _clips(source, labels: list, split: str, rule: str, percents: tuple) -> tupl
     The hash rule uses the run's store's validation and test percentages."""
     from kws_hpc.data.split import _official_lists, hash_split
 
-    lists = _official_lists(source) if split != "all" and rule == "official" else None
+    try:
+        lists = _official_lists(source) if split != "all" and rule == "official" else None
+    except KwsError:
+        raise KwsError(f"--rule official needs validation_list.txt and testing_list.txt in {source.location}; "
+                       "use --rule hash or --split all") from None
     index = {lab: i for i, lab in enumerate(labels)}
     out, left = [], Counter()
     for e in source.files():
