@@ -21,7 +21,7 @@ import numpy as np
 from kws_hpc.data import split as D
 from kws_hpc.config import SPLITS, DataConfig, FeatureConfig, signature, to_dict
 from kws_hpc.errors import KwsError
-from kws_hpc.features.logmel import add_noise, log_mel, time_shift
+from kws_hpc.features.logmel import add_noise, log_mels, time_shift
 from kws_hpc.features.padding import clip_rng, noise_windows, pad_clip
 from kws_hpc.data.source import BadClip, FolderSource, Source, decode_wav, fix_length, open_source, wav_samples
 from kws_hpc.features.store import (MANIFEST, PARTIAL, SUMMARY, SplitWriter, check_split, is_complete, problems,
@@ -30,8 +30,6 @@ from kws_hpc.io import lock, remove_stale, write_json
 from kws_hpc.progress import bar as progress_bar
 
 CHUNK = 64  # clips per worker task: enough to batch, small enough that the last tasks of a split balance
-MEL_BATCH = 16  # clips per log-mel call: 16-32 keep the STFT in cache (3,200-3,700 clips/s on one core here,
-                # 1,400-3,100 at 128, 1,400-1,800 at 256; BENCHMARKS.md 1b); the values are the same either way
 _NOISE: dict = {}
 
 
@@ -95,8 +93,7 @@ def _featurize(task):
         waves.append(wave)
         waves += [_augment(wave, clip.path, k, data_cfg, feat_cfg.sample_rate) for k in range(1, copies + 1)]
     x = np.stack(waves).astype(np.float32)
-    return np.concatenate([log_mel(x[i:i + MEL_BATCH], feat_cfg) for i in range(0, len(x), MEL_BATCH)]
-                          ).astype(feat_cfg.dtype)
+    return log_mels(x, feat_cfg).astype(feat_cfg.dtype)
 
 
 def _payloads(source: Source, paths: list[str]):

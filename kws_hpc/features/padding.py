@@ -80,11 +80,8 @@ NOISE_HOP_S = 0.5  # background windows for the trainer: every half second of th
 def noise_windows(noise: dict, cfg: FeatureConfig) -> np.ndarray:
     """Log-mels of 1-s windows over the first 80 % of each noise file (the stretch `_silence_` training
     clips come from; validation and test silence are cut from the rest), at the file's own level."""
-    from kws_hpc.features.logmel import log_mel
+    from kws_hpc.features.logmel import log_mels
 
     n, hop = cfg.clip_samples, int(NOISE_HOP_S * cfg.sample_rate)
     waves = [w[s:s + n] for _, w in sorted(noise.items()) for s in range(0, int(0.8 * len(w)) - n + 1, hop)]
-    if not waves:
-        return np.zeros((0, cfg.frames, cfg.n_mels), np.float32)
-    x = np.stack(waves).astype(np.float32)
-    return np.concatenate([log_mel(x[i:i + 16], cfg) for i in range(0, len(x), 16)])
+    return log_mels(np.stack(waves).astype(np.float32) if waves else np.zeros((0, n), np.float32), cfg)

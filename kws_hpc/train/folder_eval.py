@@ -56,7 +56,7 @@ def evaluate_folder(checkpoint: str | Path, data: str | Path, split: str = "all"
                     device: str = "cpu", log: Callable[[str], None] = print) -> dict:
     """Accuracy, macro-F1, per-class metrics and confusion of a checkpoint on the clips of `data`."""
     from kws_hpc.data.source import BadClip, decode_wav, open_source
-    from kws_hpc.features.logmel import log_mel
+    from kws_hpc.features.logmel import log_mels
     from kws_hpc.features.padding import clip_rng, pad_clip
     from kws_hpc.runtime import get_device
     from kws_hpc.train.evaluate import checkpoint_path, load_checkpoint, metrics, predict
@@ -82,8 +82,7 @@ def evaluate_folder(checkpoint: str | Path, data: str | Path, split: str = "all"
     y_true, y_pred, bad, waves, ys = [], [], [], [], []
 
     def score() -> None:
-        x = np.stack(waves)
-        feats = np.concatenate([log_mel(x[i:i + 16], fc) for i in range(0, len(x), 16)])
+        feats = log_mels(np.stack(waves), fc)
         y_pred.extend(predict(model, torch.from_numpy(feats), dev)[0].argmax(1).tolist())
         y_true.extend(ys)
         waves.clear()
