@@ -86,8 +86,9 @@ def _featurize(task):
             wave = clip.gain * fix_length(_NOISE[clip.path.split("#")[0]][clip.start:clip.start + n], n)
         else:
             try:
-                wave = pad_clip(decode_wav(_bytes(payload), feat_cfg.sample_rate), n, data_cfg.pad,
-                                clip_rng(clip.path, data_cfg.seed))
+                wave = decode_wav(_bytes(payload), feat_cfg.sample_rate)
+                rng = clip_rng(clip.path, data_cfg.seed) if len(wave) < n else None  # only if padded: ~60 us
+                wave = pad_clip(wave, n, data_cfg.pad, rng)
             except BadClip as e:  # its header was sound: the audio itself is not
                 raise KwsError(f"{clip.path}: {e}; remove the file and re-run (its header looked sound)") from None
         waves.append(wave)
@@ -104,12 +105,12 @@ def _payloads(source: Source, paths: list[str]):
 
 
 def _pool(workers: int, noise: dict, feat_cfg: FeatureConfig):
-    """The worker processes (None: work in this one). torch, torchaudio and the mel transform are loaded
+    """The worker processes (None: work in this one). torch, torchaudio and the mel bank are loaded
     here first, so forked workers start warm instead of each importing them (~2 s)."""
     import torch  # noqa: F401  (loaded before the fork)
-    from kws_hpc.features.logmel import _mel_transform
+    from kws_hpc.features.logmel import _mel_parts
 
-    _mel_transform(feat_cfg)
+    _mel_parts(feat_cfg)
     if workers <= 0:
         _init_worker(noise)
         return None

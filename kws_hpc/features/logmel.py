@@ -13,20 +13,27 @@ import numpy as np
 from kws_hpc.config import FeatureConfig
 
 
-@lru_cache(maxsize=4)
-def _mel_transform(cfg: FeatureConfig):
+@lru_cache(maxsize=8)
+def _mel_parts(cfg: FeatureConfig, device: str = "cpu"):
+    """(Hann window, mel filter bank [n_mels, n_fft // 2 + 1]) of a feature config, on a device.
+
+    The bank is torchaudio's (`melscale_fbanks`, HTK scale, no normalisation): the values of
+    `torchaudio.transforms.MelSpectrogram` with this config (tests/features/test_logmel.py).
+    """
+    import torch
     import torchaudio
 
-    return torchaudio.transforms.MelSpectrogram(
-        sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, win_length=cfg.n_fft, hop_length=cfg.hop_length,
-        f_min=cfg.f_min, f_max=cfg.f_max, n_mels=cfg.n_mels, power=2.0, center=True,
-    )
+    fb = torchaudio.functional.melscale_fbanks(cfg.n_fft // 2 + 1, cfg.f_min, cfg.f_max, cfg.n_mels,
+                                               cfg.sample_rate, norm=None, mel_scale="htk")
+    return torch.hann_window(cfg.n_fft).to(device), fb.T.contiguous().to(device)
 
 
 def log_mel(waves, cfg: FeatureConfig = FeatureConfig()):
     """Batch of waveforms [B, S] (numpy or torch, float in [-1, 1]) -> log-mel [B, frames, n_mels].
 
     Returns the same kind it was given (numpy float32 or a torch tensor on the input's device).
+    A centred, reflect-padded STFT with a periodic Hann window, power as re^2 + im^2 (half the time of
+    torchaudio's complex `abs` then square, equal to it within float rounding), the mel bank, the log.
     """
     import torch
 
@@ -34,19 +41,21 @@ def log_mel(waves, cfg: FeatureConfig = FeatureConfig()):
     x = torch.from_numpy(np.ascontiguousarray(waves, dtype=np.float32)) if as_numpy else waves.float()
     if x.dim() == 1:
         x = x.unsqueeze(0)
-    mel = _mel_transform(cfg).to(x.device)
+    window, bank = _mel_parts(cfg, str(x.device))
     with torch.no_grad():
-        spec = mel(x)  # [B, n_mels, T]; centred STFT gives S // hop + 1 frames
-        spec = torch.log(torch.clamp(spec, min=cfg.log_floor))
-        spec = spec[..., : cfg.frames].transpose(1, 2)
+        spec = torch.stft(x, cfg.n_fft, cfg.hop_length, cfg.n_fft, window, center=True, pad_mode="reflect",
+                          return_complex=True)[..., : cfg.frames]  # centred: S // hop + 1 frames
+        power = spec.real.square() + spec.imag.square()  # [B, n_fft // 2 + 1, T]
+        mel = torch.matmul(bank, power).clamp_(min=cfg.log_floor)
+        spec = torch.log(mel).transpose(1, 2)
         if spec.shape[1] < cfg.frames:  # clips shorter than the config implies
             spec = torch.nn.functional.pad(spec, (0, 0, 0, cfg.frames - spec.shape[1]),
                                            value=float(np.log(cfg.log_floor)))
     return spec.contiguous().numpy() if as_numpy else spec.contiguous()
 
 
-MEL_BATCH = 16  # clips per log-mel call: 16-32 keep the STFT in cache (3,200-3,700 clips/s on one core here,
-                # 1,400-3,100 at 128, 1,400-1,800 at 256; BENCHMARKS.md 1b); the values are the same either way
+MEL_BATCH = 16  # clips per log-mel call: 8-32 keep the STFT in cache (one core, 64-clip tasks, median of 15:
+                # 4,100-4,300 clips/s at 8-32, 3,300 at 64; BENCHMARKS.md 1d); the values are the same either way
 
 
 def log_mels(waves: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
