@@ -24,8 +24,8 @@ from kws_hpc.errors import KwsError
 from kws_hpc.features.logmel import add_noise, log_mels, time_shift
 from kws_hpc.features.padding import clip_rng, noise_windows, pad_clip
 from kws_hpc.data.source import BadClip, FolderSource, Source, decode_wav, fix_length, open_source, wav_samples
-from kws_hpc.features.store import (MANIFEST, PARTIAL, SUMMARY, SplitWriter, check_split, is_complete, problems,
-                                    split_attrs, split_file)
+from kws_hpc.features.store import (MANIFEST, PARTIAL, SUMMARY, SplitWriter, check_split, chunk_sums, is_complete,
+                                    problems, split_attrs, split_file)
 from kws_hpc.io import lock, remove_stale, write_json
 from kws_hpc.progress import bar as progress_bar
 
@@ -161,6 +161,7 @@ def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint:
     noise = _read_noise(source, feat_cfg)
     pool = _pool(workers, noise, feat_cfg)
     try:
+        windows = _noise_windows_later(pool, feat_cfg)  # computed by a worker while the clips are checked
         _probe_all(source, clips, pool, progress)
         clips = D.select(clips, data_cfg, keywords, extras, {p: len(w) for p, w in noise.items()})
         used = [c for c in clips if c.used]
@@ -180,7 +181,7 @@ def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint:
                 continue
             todo.append(_Split(split, path, [c for c in used if c.split == split],
                                data_cfg.augment if split == "train" else 0))
-        _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg, pool, progress, noise)
+        _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg, pool, progress, windows)
     finally:
         if pool is not None:
             pool.close()
@@ -257,8 +258,9 @@ class _Split:
 
 
 def _featurize_for(task):
-    """(split name, features) of a (split name, task) pair."""
-    return task[0], _featurize(task[1])
+    """(split name, features, their per-mel sums for train.h5's statistics) of a (split name, task) pair."""
+    feats = _featurize(task[1])
+    return task[0], feats, chunk_sums(feats, feats.shape[-1]) if task[0] == "train" else None
 
 
 def _tasks(source, used: list, todo: list, feat_cfg, data_cfg):
@@ -285,7 +287,18 @@ def _tasks(source, used: list, todo: list, feat_cfg, data_cfg):
             yield s.name, (feat_cfg, data_cfg, buffers[s.name])
 
 
-def _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg, pool, progress, noise) -> None:
+def _noise_windows(feat_cfg: FeatureConfig) -> np.ndarray:
+    return noise_windows(_NOISE, feat_cfg)
+
+
+def _noise_windows_later(pool, feat_cfg: FeatureConfig) -> Callable[[], np.ndarray]:
+    """The store's noise windows (train.h5 `noise`): a function that returns them, computed in a worker."""
+    if pool is None:
+        return lambda: _noise_windows(feat_cfg)
+    return pool.apply_async(_noise_windows, (feat_cfg,)).get
+
+
+def _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg, pool, progress, windows) -> None:
     """Featurise every split still to write in one stream of tasks (one pass over an archive), each
     result appended to its split's file; the files are renamed into place once complete."""
     index = {lab: i for i, lab in enumerate(labels)}
@@ -302,12 +315,12 @@ def _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg,
             attrs = split_attrs(sig, fingerprint, labels, feat_cfg, data_cfg, s.name)
             train = s.name == "train"
             writers[s.name] = SplitWriter(s.path, len(s.rows) * k, meta, attrs, feat_cfg, train,
-                                          noise=noise_windows(noise, feat_cfg) if train else None)
+                                          noise=windows() if train else None)
         total = sum(w.n for w in writers.values())
         desc = ", ".join(f"{s.name}.h5" for s in todo)
         with progress_bar(total, desc, "clip", progress) as bar:
-            for name, feats in _map(pool, _featurize_for, _tasks(source, used, todo, feat_cfg, data_cfg)):
-                writers[name].append(feats)
+            for name, feats, sums in _map(pool, _featurize_for, _tasks(source, used, todo, feat_cfg, data_cfg)):
+                writers[name].append(feats, sums)
                 bar.update(len(feats))
         for s in todo:
             writers.pop(s.name).close()

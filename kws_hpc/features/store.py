@@ -70,6 +70,12 @@ def is_complete(store_dir: Path) -> bool:
     return (store_dir / SUMMARY).is_file() and all(split_file(store_dir, s).is_file() for s in SPLITS)
 
 
+def chunk_sums(chunk: np.ndarray, n_mels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-mel sum and sum of squares (float64) of stored features [rows, frames, n_mels]."""
+    c64 = chunk.astype(np.float64).reshape(-1, n_mels)
+    return c64.sum(0), np.einsum("ij,ij->j", c64, c64)
+
+
 class SplitWriter:
     """One split file being written: chunks of features arrive in row order (from any number of places
     in a job), the per-mel mean and std accumulate in float64 as they pass, and `close` renames the
@@ -94,12 +100,13 @@ class SplitWriter:
         if noise is not None and len(noise):
             self.f.create_dataset("noise", data=noise.astype(cfg.dtype))
 
-    def append(self, chunk: np.ndarray) -> None:
+    def append(self, chunk: np.ndarray, sums: Optional[tuple] = None) -> None:
+        """Write the next rows; `sums` = `chunk_sums(chunk)` when the caller (a worker) already has them."""
         self.ds[self.pos:self.pos + len(chunk)] = chunk
         if self.with_stats:
-            c64 = chunk.astype(np.float64).reshape(-1, self.cfg.n_mels)
-            self.s1 += c64.sum(0)
-            self.s2 += (c64 ** 2).sum(0)
+            s1, s2 = sums if sums is not None else chunk_sums(chunk, self.cfg.n_mels)
+            self.s1 += s1
+            self.s2 += s2
         self.pos += len(chunk)
 
     def close(self) -> None:
