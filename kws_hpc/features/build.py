@@ -287,15 +287,13 @@ def _tasks(source, used: list, todo: list, feat_cfg, data_cfg):
             yield s.name, (feat_cfg, data_cfg, buffers[s.name])
 
 
-def _noise_windows(feat_cfg: FeatureConfig) -> np.ndarray:
-    return noise_windows(_NOISE, feat_cfg)
-
-
 def _noise_windows_later(pool, feat_cfg: FeatureConfig) -> Callable[[], np.ndarray]:
     """The store's noise windows (train.h5 `noise`): a function that returns them, computed in a worker."""
-    if pool is None:
-        return lambda: _noise_windows(feat_cfg)
-    return pool.apply_async(_noise_windows, (feat_cfg,)).get
+    return (lambda: _windows(feat_cfg)) if pool is None else pool.apply_async(_windows, (feat_cfg,)).get
+
+
+def _windows(feat_cfg: FeatureConfig) -> np.ndarray:
+    return noise_windows(_NOISE, feat_cfg)  # the worker's copy of the noise
 
 
 def _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg, pool, progress, windows) -> None:
