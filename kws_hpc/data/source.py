@@ -97,9 +97,9 @@ class FolderSource(Source):
             seen.update(real[d] for d in dirnames)  # a link back up the tree is not walked twice
             rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
             prefix = prefix0 + ("" if rel == "." else rel + "/")
-            for name in sorted(filenames):
-                if not name.startswith("."):
-                    out.append(FileEntry(prefix + name, os.stat(os.path.join(dirpath, name)).st_size))
+            stat, sep = os.stat, dirpath + os.sep
+            out += [FileEntry(prefix + name, stat(sep + name).st_size) for name in sorted(filenames)
+                    if not name.startswith(".")]
         return out
 
     def dirs(self):
@@ -109,10 +109,16 @@ class FolderSource(Source):
                       | set(self._alias))
 
     def local_path(self, path: str) -> Path:
+        return Path(self.local_str(path))
+
+    def local_str(self, path: str) -> str:
+        """`local_path` as a string (no `Path` per clip: the feature job asks for every clip's)."""
         if self._files is None:
             self.files()
         head, _, rest = path.partition("/")
-        return self._alias[head] / rest if head in self._alias and rest else self.location / path
+        if head in self._alias and rest:
+            return os.path.join(self._alias[head], rest)
+        return os.path.join(self.location, path)
 
     def iter_bytes(self, paths):
         for p in paths:

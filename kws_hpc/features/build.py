@@ -100,7 +100,7 @@ def _featurize(task):
 def _payloads(source: Source, paths: list[str]):
     """(path, payload) in source order: file paths for a folder (workers read them), bytes for an archive."""
     if isinstance(source, FolderSource):
-        return ((p, str(source.local_path(p))) for p in paths)
+        return ((p, source.local_str(p)) for p in paths)
     return source.iter_bytes(paths)
 
 
