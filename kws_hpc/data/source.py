@@ -97,9 +97,8 @@ class FolderSource(Source):
             seen.update(real[d] for d in dirnames)  # a link back up the tree is not walked twice
             rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
             prefix = prefix0 + ("" if rel == "." else rel + "/")
-            stat, sep = os.stat, dirpath + os.sep
-            out += [FileEntry(prefix + name, stat(sep + name).st_size) for name in sorted(filenames)
-                    if not name.startswith(".")]
+            out += [FileEntry(prefix + name, os.stat(dirpath + os.sep + name).st_size)
+                    for name in sorted(filenames) if not name.startswith(".")]
         return out
 
     def dirs(self):

@@ -70,9 +70,6 @@ def is_complete(store_dir: Path) -> bool:
     return (store_dir / SUMMARY).is_file() and all(split_file(store_dir, s).is_file() for s in SPLITS)
 
 
-RAW_CACHE = 16 << 20  # a chunk of 256 rows (2 MB in float16) stays cached while 64-row pieces fill it
-
-
 def chunk_sums(chunk: np.ndarray, n_mels: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-mel sum and sum of squares (float64) of stored features [rows, frames, n_mels]."""
     c64 = chunk.astype(np.float64).reshape(-1, n_mels)
@@ -92,7 +89,7 @@ class SplitWriter:
         self.path, self.n, self.attrs, self.cfg, self.with_stats = Path(path), n, attrs, cfg, with_stats
         self.tmp = temp_name(self.path, PARTIAL)
         self.pos, self.s1, self.s2 = 0, np.zeros(cfg.n_mels), np.zeros(cfg.n_mels)
-        self.f = h5py.File(self.tmp, "w", rdcc_nbytes=RAW_CACHE)
+        self.f = h5py.File(self.tmp, "w")
         self.ds = self.f.create_dataset("features", shape=(n, cfg.frames, cfg.n_mels), dtype=cfg.dtype,
                                         chunks=(max(1, min(n, 256)), cfg.frames, cfg.n_mels) if n else None)
         self.f.create_dataset("labels", data=np.asarray(meta["labels"], dtype=np.int32))
