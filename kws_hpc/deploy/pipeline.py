@@ -6,6 +6,8 @@ the training store) go through the model, or, with `streaming`, only the new fra
 its carried state (reset after `preroll`-long silence, restarted on the frames just before the voice).
 Posteriors are smoothed over the last hops, and `Trigger` applies thresholds and the refractory time.
 The cost of every hop is timed, so the real-time factor on one CPU thread is a measured number.
+Offline (`batch` > 1: a sweep over a recorded stream) the hops queue up and the model runs on many
+windows at once; the decisions are the same, made up to `batch` hops later.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class Pipeline:
     """Rolling buffer + voice gate + features + model + smoothing + trigger, fed any number of samples."""
 
     def __init__(self, scorer, labels, feature_config: FeatureConfig, cfg: DetectorConfig,
-                 record: bool = False):
+                 record: bool = False, batch: int = 1):
         cfg.check()
         fc = feature_config
         self.scorer, self.labels, self.fc, self.cfg = scorer, list(labels), fc, cfg
@@ -71,6 +73,10 @@ class Pipeline:
         self.trace = Trace() if record else None
         self.costs: list = []  # seconds per hop (gate + features + model + decision)
         self.ran: list = []  # per hop: did the model run
+        # offline (batch > 1, window mode): hops wait here and the model runs on `batch` windows at once;
+        # the same decisions, each up to `batch` hops late (a file or a sweep, never a microphone)
+        self.batch = 1 if cfg.streaming else max(1, int(batch))
+        self.queue: list = []  # (time, window or None, voice flags, noise floor, gate seconds) per hop
 
     @property
     def seconds(self) -> float:
@@ -83,24 +89,29 @@ class Pipeline:
             self.buffer = background_like(x[:self.window], self.window, np.random.default_rng(0))  # as in the store
         out, at = [], 0
         while len(x) - at >= self.hop:
-            det = self._hop(x[at:at + self.hop])
+            out += self._hop(x[at:at + self.hop])
             at += self.hop
-            if det is not None:
-                out.append(det)
         self.pending = x[at:].copy()
         return out
 
     def finish(self) -> list[Detection]:
-        """End of input: fire a decision still on hold (the stream stopped during it)."""
+        """End of input: the hops still waiting for the model, then a decision still on hold (the stream
+        stopped during it)."""
+        out = self._drain()
         det = self.trigger.flush(self.seconds)
-        return [det] if det is not None else []
+        return out + ([det] if det is not None else [])
 
-    def _hop(self, new: np.ndarray) -> Optional[Detection]:
+    def _hop(self, new: np.ndarray) -> list[Detection]:
         t0 = time.perf_counter()
-        self.buffer = np.concatenate([self.buffer[len(new):], new])
+        self.buffer = np.concatenate([self.buffer[len(new):], new])  # a new array: safe to keep in the queue
         self.samples += len(new)
         flags = self.vad.push(new) if self.vad is not None else np.ones(len(new) // self.fc.hop_length, bool)
         is_open = self.gate.push(flags)
+        floor = self.vad.floor_db if self.vad is not None else None
+        if self.batch > 1:
+            self.queue.append((self.seconds, self.buffer if is_open else None, flags, floor,
+                               time.perf_counter() - t0))
+            return self._drain() if len(self.queue) >= self.batch else []
         probs = None
         if self.cfg.streaming:
             if self.gate.closed_frames >= self.reset_frames:
@@ -110,16 +121,37 @@ class Pipeline:
         elif is_open:
             feats = log_mel(self.buffer[None, :], self.fc)
             probs = softmax(self.scorer.window(feats)[0])
-        smoothed = self.smoother.push(probs)
-        t = self.seconds
-        det = self.trigger(t, smoothed)
+        det = self._decide(self.seconds, probs, flags, floor)
         self.costs.append(time.perf_counter() - t0)
+        return [det] if det is not None else []
+
+    def _drain(self) -> list[Detection]:
+        """Run the model once on every queued window, then decide the queued hops in order."""
+        if not self.queue:
+            return []
+        queue, self.queue = self.queue, []
+        t0 = time.perf_counter()
+        windows = [w for _, w, _, _, _ in queue if w is not None]
+        probs = iter(softmax(self.scorer.window(log_mel(np.stack(windows), self.fc))) if windows else ())
+        out = []
+        for t, w, flags, floor, _ in queue:
+            det = self._decide(t, next(probs) if w is not None else None, flags, floor)
+            if det is not None:
+                out.append(det)
+        share = (time.perf_counter() - t0) / len(queue)  # the batch's cost, spread over its hops
+        self.costs += [gate_s + share for *_, gate_s in queue]
+        return out
+
+    def _decide(self, t: float, probs: Optional[np.ndarray], flags: np.ndarray, floor) -> Optional[Detection]:
+        """Smoothing and trigger for the hop ending at `t` (probs None: the model did not run)."""
+        smoothed = self.smoother.push(probs)
+        det = self.trigger(t, smoothed)
         self.ran.append(probs is not None)
         if self.trace is not None:
             self.trace.times.append(t)
             self.trace.smoothed.append(smoothed)
             self.trace.vad.append(flags)
-            self.trace.floor_db.append(self.vad.floor_db if self.vad is not None else None)
+            self.trace.floor_db.append(floor)
         return det
 
     def _stream_logits(self) -> np.ndarray:

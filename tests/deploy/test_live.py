@@ -397,3 +397,31 @@ def test_live_window_features_equal_the_stores(tiny_store, tiny_tree):
     pipe = Pipeline(scorer, LABELS, info.feature_config, DetectorConfig(vad=False))
     pipe.push(clip[:SR])  # after one second the rolling window is exactly the clip
     assert np.abs(scorer.feats[0] - test.features[0]).max() < 0.02  # the store keeps float16
+
+
+@pytest.mark.parametrize("threshold", [0.12, 0.18])
+def test_batched_offline_pipeline_decides_as_hop_by_hop(exported, tiny_tree, tiny_store, threshold):  # noqa: F811
+    """The offline path (the model on many queued windows at once) records the trace and fires the
+    detections the hop-by-hop pipeline does, including the hops still queued when the input ends."""
+    from kws_hpc.data.teststream import stream_audio
+    from kws_hpc.deploy.onnx_model import load_exported
+
+    model = load_exported(exported)
+    audio, _ = stream_audio(tiny_tree, 0.4, 5, store=tiny_store, split="test")
+    cfg = DetectorConfig(threshold=threshold, hold_s=0.2)
+    runs = {}
+    for batch in (1, 7, 64):
+        pipe = Pipeline(model.scorer, model.labels, model.feature_config, cfg, record=True, batch=batch)
+        dets = []
+        for at in range(0, len(audio), 4321):  # pushes that do not line up with hops or batches
+            dets += pipe.push(audio[at:at + 4321])
+        dets += pipe.finish()
+        runs[batch] = (pipe, dets)
+    one, dets_one = runs[1]
+    assert dets_one and 0 < sum(one.ran) < len(one.ran)  # it fires, and the voice gate skips some hops
+    for batch in (7, 64):
+        pipe, dets = runs[batch]
+        assert pipe.queue == [] and len(pipe.costs) == len(one.costs) and pipe.ran == one.ran
+        assert np.array_equal(pipe.trace.arrays()[0], one.trace.arrays()[0])
+        assert np.abs(pipe.trace.arrays()[1] - one.trace.arrays()[1]).max() < 1e-4
+        assert [(d.time, d.label) for d in dets] == [(d.time, d.label) for d in dets_one]
