@@ -13,6 +13,7 @@ negative one; `pick_by_budget` chooses the operating point on it for a false-ala
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from dataclasses import dataclass, field
 from typing import NamedTuple, Sequence
@@ -97,15 +98,20 @@ def score(detections: Sequence[Detection], truth: Sequence[TruthEvent], labels: 
         per[e.word]["truth"] += 1
     hits, fas, subs, lat, confused = 0, 0, 0, [], {}
     events = sorted(truth, key=lambda e: e.onset)
+    onsets = [e.onset for e in expected]
+    under = _Under(events, tolerance_s)
     for d in sorted(detections, key=lambda d: d.time):
-        near = [i for i, e in enumerate(expected) if e.onset <= d.time + 1e-9 <= e.onset + tolerance_s + 2e-9]
+        # the expected words whose onset lies in [time - tolerance, time] (onsets are sorted)
+        lo = bisect.bisect_left(onsets, d.time + 1e-9 - tolerance_s - 2e-9 - 1e-6)
+        hi = bisect.bisect_right(onsets, d.time + 1e-9 + 1e-6)
+        near = [i for i in range(lo, hi) if onsets[i] <= d.time + 1e-9 <= onsets[i] + tolerance_s + 2e-9]
         match = next((i for i in near if not used[i] and expected[i].word == d.label), None)
         if match is None:
             fas += 1
             subs += any(expected[i].word != d.label for i in near)
             per.setdefault(d.label, {"truth": 0, "hits": 0, "false_alarms": 0})["false_alarms"] += 1
-            under = _under(events, d.time, tolerance_s)
-            confused[under] = confused.get(under, 0) + 1
+            word = under(d.time)
+            confused[word] = confused.get(word, 0) + 1
             continue
         used[match] = True
         hits += 1
@@ -115,16 +121,23 @@ def score(detections: Sequence[Detection], truth: Sequence[TruthEvent], labels: 
                  latencies=lat, per_class=per, confused=confused)
 
 
-def _under(events: Sequence[TruthEvent], time: float, tolerance_s: float) -> str:
-    """The word a detection at `time` fell on: the latest event that began before it and ended at most
-    `tolerance_s` earlier (a detector fires after the word), else `(quiet)`."""
-    word = "(quiet)"
-    for e in events:
-        if e.onset > time + 1e-9:
-            break
-        if time <= e.offset + tolerance_s + 1e-9:
-            word = e.word
-    return word
+class _Under:
+    """The word a detection at `time` fell on: the latest event (by onset) that began before it and ended
+    at most `tolerance_s` earlier (a detector fires after the word), else `(quiet)`; events sorted by onset."""
+
+    def __init__(self, events: Sequence[TruthEvent], tolerance_s: float):
+        self.events, self.tolerance = events, tolerance_s
+        self.onsets = [e.onset for e in events]
+        self.longest = max((e.offset - e.onset for e in events), default=0.0)
+
+    def __call__(self, time: float) -> str:
+        i = bisect.bisect_right(self.onsets, time + 1e-9) - 1
+        while i >= 0 and self.onsets[i] >= time - self.longest - self.tolerance - 1.0:  # none earlier can reach
+            e = self.events[i]
+            if e.onset <= time + 1e-9 and time <= e.offset + self.tolerance + 1e-9:
+                return e.word
+            i -= 1
+        return "(quiet)"
 
 
 def sweep(times, smoothed: np.ndarray, labels, cfg: DetectorConfig, truth, seconds: float,

@@ -425,3 +425,58 @@ def test_batched_offline_pipeline_decides_as_hop_by_hop(exported, tiny_tree, tin
         assert np.array_equal(pipe.trace.arrays()[0], one.trace.arrays()[0])
         assert np.abs(pipe.trace.arrays()[1] - one.trace.arrays()[1]).max() < 1e-4
         assert [(d.time, d.label) for d in dets] == [(d.time, d.label) for d in dets_one]
+
+
+def _score_by_scanning(dets, truth, labels, tol=1.5):
+    """The matching rule of `scoring.score`, written as a plain scan over every word for every detection."""
+    keywords = {lab for lab in labels if not lab.startswith("_")}
+    expected = sorted((e for e in truth if e.word in keywords), key=lambda e: e.onset)
+    events = sorted(truth, key=lambda e: e.onset)
+    used, hits, fas, subs, confused = [False] * len(expected), 0, 0, 0, {}
+    for d in sorted(dets, key=lambda d: d.time):
+        near = [i for i, e in enumerate(expected) if e.onset <= d.time + 1e-9 <= e.onset + tol + 2e-9]
+        match = next((i for i in near if not used[i] and expected[i].word == d.label), None)
+        if match is None:
+            fas += 1
+            subs += any(expected[i].word != d.label for i in near)
+            word = "(quiet)"
+            for e in events:
+                if e.onset > d.time + 1e-9:
+                    break
+                if d.time <= e.offset + tol + 1e-9:
+                    word = e.word
+            confused[word] = confused.get(word, 0) + 1
+        else:
+            used[match], hits = True, hits + 1
+    return hits, fas, subs, confused
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_array_replay_and_fast_matching_equal_the_hop_by_hop_rules(seed):
+    """Sweeps replay an hour 120 times: the array replay (no hold) fires exactly what `Trigger` fires hop
+    by hop, and the scoring finds the same hits, false alarms and confused words as a plain scan."""
+    from kws_hpc.deploy.detector import replay_hops
+
+    rng = np.random.default_rng(seed)
+    labels = ["yes", "no", "up", "_silence_", "_unknown_"]
+    n = 3000
+    times = np.round(np.arange(1, n + 1) * 0.1, 6)
+    raw = rng.dirichlet(np.full(5, 0.3), size=n).astype(np.float32)
+    raw[rng.random(n) < 0.3] = 0  # closed gate
+    smoothed = np.stack([raw[max(0, i - 2):i + 1].mean(axis=0) for i in range(n)]).astype(np.float32)
+    smoothed[::97, 0] = smoothed[::97, 1] = 0.7  # ties: the first keyword wins
+    truth, t = [], 0.5
+    while t < n * 0.1:
+        word = labels[rng.integers(3)] if rng.random() < 0.6 else str(rng.choice(["bed", "off", "_noise_"]))
+        length = float(rng.uniform(0.2, 0.8))
+        truth.append(TruthEvent(round(t, 3), round(t + length, 3), word, "keyword" if word in labels else "other"))
+        t += length + float(rng.uniform(0.1, 2.0))
+    for threshold, refractory, per_class in ((0.3, 1.0, {}), (0.6, 0.5, {"no": 0.9}), (0.05, 0.0, {}),
+                                            (0.95, 2.0, {"yes": 0.2})):
+        cfg = DetectorConfig(threshold=threshold, refractory_s=refractory, class_thresholds=per_class)
+        fast, slow = replay(times, smoothed, labels, cfg), replay_hops(times, smoothed, labels, cfg)
+        assert fast == slow and len(slow) > 0
+        s = score(fast, truth, labels, n * 0.1)
+        assert (s.hits, s.false_alarms, s.substitutions, s.confused) == _score_by_scanning(fast, truth, labels)
+    held = DetectorConfig(threshold=0.3, hold_s=0.2)  # a hold needs the hop-by-hop trigger
+    assert replay(times, smoothed, labels, held) == replay_hops(times, smoothed, labels, held)
