@@ -162,6 +162,7 @@ def select(clips: list[Clip], cfg: DataConfig, keywords: list[str], extras: bool
     `noise` maps background-noise file paths to their length in samples. Returns the clips with
     silence segments appended; every dropped clip gets its reason.
     """
+    cfg = cfg.resolved()
     out = list(clips)
     for split in SPLITS:
         ok = [c for c in clips if c.split == split and c.reason == "" and c.label]

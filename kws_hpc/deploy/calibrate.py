@@ -9,8 +9,8 @@ the negative stream stay within the budget (`--fa-per-hour`, default 2; ties: se
 When none does, the one with the fewest false alarms per hour, and the log says so.
 
 The negative stream is 30 min by default: one false alarm is then 2 per hour, so the default budget is
-resolved (a 20-min stream could only tell 0 from 3 per hour). At the measured 1.5-1.7 s per stream-minute
-(det.py) the two streams add about 65 s to an export.
+resolved (a 20-min stream could only tell 0 from 3 per hour); a 60-min one chose no better thresholds
+(BENCHMARKS.md 5f). The export of the demo's GRU, both streams included, takes ~28 s (det.py).
 
 Next best: only the store is reachable; the clip-level rule (fewest misjudged validation clips), with no
 budget. Otherwise the default threshold stays. Smoothing, refractory time and the voice gate keep their

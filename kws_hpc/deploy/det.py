@@ -19,9 +19,9 @@ from kws_hpc.deploy.scoring import THRESHOLDS, DetPoint, Score, det_curve, sweep
 
 SWEEP_BATCH = 64  # windows per model run when a stream is swept offline
 
-# Measured with the demo's exported GRU on one thread (`kws-hpc live`'s pipeline, voice gate on): 1.5-1.7 s
-# of CPU per stream-minute on either kind of stream (the gate is open on ~98 % of a negative stream's hops,
-# since words or noise follow each other every second or two), plus ~0.3 s per stream to replay 100 thresholds.
+# Measured with the demo's exported GRU on one thread: its export (40 stream-minutes: the pipeline once over
+# each stream, model batched, then 120 thresholds replayed) takes ~28 s, 65 s hop by hop (BENCHMARKS.md 5g).
+# The voice gate is open on ~98 % of a negative stream's hops: words or noise follow every second or two.
 
 
 def corpus_of(store: Path) -> Optional[Path]:

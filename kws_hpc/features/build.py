@@ -126,7 +126,7 @@ def build_store(data: str | Path, data_cfg: DataConfig = DataConfig(), feat_cfg:
                 log: Callable[[str], None] = print) -> Path:
     """Build (or find, or complete) the feature store for `data`; returns its folder."""
     t0 = time.perf_counter()
-    data_cfg.check()
+    data_cfg = data_cfg.check().resolved()
     feat_cfg.check()
     if workers is not None and workers < 0:
         raise KwsError(f"--workers {workers} must be >= 0 (0 = in this process)")

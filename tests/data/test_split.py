@@ -137,6 +137,23 @@ def test_extras_add_silence_and_unknown_to_any_vocabulary(tiny_tree):
         == known // 2
 
 
+def test_by_default_unknown_and_silence_match_the_keywords_except_in_v2_12(tiny_tree):
+    """A detector vocabulary hears as many other words and silences as keywords (or every other word
+    there is); v2-12 keeps the data set's 10 %; a given share is kept as given."""
+    assert DataConfig().resolved().unknown_percent == 100.0
+    assert DataConfig(vocab="v2-12").resolved().unknown_percent == 10.0
+    assert DataConfig(vocab="v2-12", unknown_percent=30).resolved().unknown_percent == 30.0
+    cfg = DataConfig(vocab="yes,no", extras=True)
+    clips, words, extras = scan(FolderSource(tiny_tree), cfg)
+    clips = select(clips, cfg, words, extras, {"_background_noise_/white.wav": 16000 * 60})
+    for split in ("train", "test"):
+        used = [c for c in clips if c.used and c.split == split]
+        known = sum(1 for c in used if c.label in words)
+        others = sum(1 for c in clips if c.split == split and c.label == "_unknown_" and not c.reason.startswith("not"))
+        assert sum(1 for c in used if c.label == "_silence_") == known > 0
+        assert sum(1 for c in used if c.label == "_unknown_") == min(known, others) > 0
+
+
 @pytest.mark.skipif(not SAMPLE.is_dir(), reason="shared Speech Commands sample not present")
 def test_v2_12_on_the_sample_follows_the_data_sets_rules():
     """_unknown_: every non-keyword word in turn, ceil(10 %) of the keyword clips; _silence_: as many 1-s
