@@ -2,7 +2,8 @@
 
 `add_config_args(parser, Cls)` turns every field of a frozen config dataclass into `--field-name`
 (type from the annotation, `--x/--no-x` for booleans, choices from the field's metadata, help from the
-comment after the field in the source, ending with its default); `config_from_args(Cls, args)` builds
+comment after the field in the source, ending with its default, or with the field's `default_text`
+when the default depends on other options); `config_from_args(Cls, args)` builds
 the config back from the parsed namespace. A new option is a new commented field, nothing else.
 `add_job_args` / `job_options` are the `--executor`/`--profile` flags every launching command shares.
 """

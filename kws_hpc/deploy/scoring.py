@@ -101,9 +101,8 @@ def score(detections: Sequence[Detection], truth: Sequence[TruthEvent], labels: 
     onsets = [e.onset for e in expected]
     under = _Under(events, tolerance_s)
     for d in sorted(detections, key=lambda d: d.time):
-        # the expected words whose onset lies in [time - tolerance, time] (onsets are sorted)
-        lo = bisect.bisect_left(onsets, d.time + 1e-9 - tolerance_s - 2e-9 - 1e-6)
-        hi = bisect.bisect_right(onsets, d.time + 1e-9 + 1e-6)
+        # the expected words whose onset lies in [time - tolerance, time]: bisect a little wider, then the rule
+        lo, hi = bisect.bisect_left(onsets, d.time - tolerance_s - 1e-6), bisect.bisect_right(onsets, d.time + 1e-6)
         near = [i for i in range(lo, hi) if onsets[i] <= d.time + 1e-9 <= onsets[i] + tolerance_s + 2e-9]
         match = next((i for i in near if not used[i] and expected[i].word == d.label), None)
         if match is None:
@@ -132,7 +131,8 @@ class _Under:
 
     def __call__(self, time: float) -> str:
         i = bisect.bisect_right(self.onsets, time + 1e-9) - 1
-        while i >= 0 and self.onsets[i] >= time - self.longest - self.tolerance - 1.0:  # none earlier can reach
+        # an event that began before time - longest - tolerance ended too early to be under it (1 s to spare)
+        while i >= 0 and self.onsets[i] >= time - self.longest - self.tolerance - 1.0:
             e = self.events[i]
             if e.onset <= time + 1e-9 and time <= e.offset + self.tolerance + 1e-9:
                 return e.word
