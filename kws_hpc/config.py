@@ -142,6 +142,7 @@ class ModelConfig:
     conv_layers: int = 2  # CRNN: conv layers
     conv_stride: int = 1  # CRNN: time stride of the first conv layer (2 halves the RNN's steps)
     clip_norm: bool = True  # subtract each clip's mean log-mel (level invariance; no --streaming)
+    forget_bias: float = field(default=0.0, metadata={"neutral": 0.0})  # LSTM: initial forget-gate bias (GRU: unused)
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,16 @@ def from_dict(cls, d: dict):
     return cls(**kw)
 
 
+def _without_neutral(cfg: Any) -> dict:
+    """A config's dict without the fields that sit at their `neutral` value (metadata): a field added
+    later names, at that value, what runs made before it did, so their signatures do not change."""
+    d = to_dict(cfg)
+    for f in dataclasses.fields(cfg):
+        if "neutral" in f.metadata and getattr(cfg, f.name) == f.metadata["neutral"]:
+            d.pop(f.name)
+    return d
+
+
 def signature(*parts: Any, length: int = 12) -> str:
     """Short stable hash of configs, dicts and strings (the name of what they produce)."""
     payload = [to_dict(p) if dataclasses.is_dataclass(p) else p for p in parts]
@@ -214,7 +225,7 @@ class RunConfig:
 
     def signature(self, store_signature: str) -> str:
         train = {k: v for k, v in to_dict(self.train).items() if k not in ("device",)}
-        return signature(store_signature, self.model, train)
+        return signature(store_signature, _without_neutral(self.model), train)
 
 
 def _refuse(what: str, rules: list) -> None:

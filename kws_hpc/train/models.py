@@ -34,6 +34,8 @@ class KwsRNN(nn.Module):
         self.rnn = CELLS[cfg.cell](rnn_in, cfg.hidden, num_layers=cfg.layers, batch_first=True,
                                    dropout=cfg.dropout if cfg.layers > 1 else 0.0,
                                    bidirectional=cfg.bidirectional)
+        if cfg.cell == "lstm" and cfg.forget_bias:
+            _set_forget_bias(self.rnn, cfg.forget_bias)
         width = cfg.hidden * (2 if cfg.bidirectional else 1)
         self.attn = nn.Linear(width, 1) if cfg.head == "attention" else None
         self.drop = nn.Dropout(cfg.dropout)
@@ -88,6 +90,16 @@ class KwsRNN(nn.Module):
         total = out.sum(1) if total is None else total + out.sum(1)
         pooled = total / seen if self.cfg.head == "mean" else out[:, -1]
         return self.classifier(pooled), (rnn_state, seen, total)
+
+
+def _set_forget_bias(rnn: nn.LSTM, value: float) -> None:
+    """Start every forget gate at `value` (the gates are ordered input, forget, cell, output; the
+    input-side bias carries it, the hidden-side one is zero, so the gate's sum is `value`)."""
+    h = rnn.hidden_size
+    with torch.no_grad():
+        for name, p in rnn.named_parameters():
+            if name.startswith("bias_"):
+                p[h:2 * h] = value if name.startswith("bias_ih") else 0.0
 
 
 def _conv_front(n_mels: int, cfg: ModelConfig) -> nn.Sequential:
