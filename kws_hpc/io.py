@@ -60,12 +60,21 @@ def read_json(path: str | Path):
         return None
 
 
-def write_tsv(path: str | Path, fieldnames: list[str], rows: Iterable[dict]) -> None:
-    """A tab-separated file with a header row, atomically."""
+def write_tsv(path: str | Path, fieldnames: list[str], rows: Iterable) -> None:
+    """A tab-separated file with a header row, atomically; rows are dicts, or tuples in field order
+    (a plain writer: several times faster than DictWriter on the feature job's manifest)."""
+    rows = iter(rows)
+    first = next(rows, None)
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fieldnames, delimiter="\t", lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
+        if isinstance(first, dict):
+            w = csv.DictWriter(fh, fieldnames=fieldnames, delimiter="\t", lineterminator="\n")
+            w.writeheader()
+        else:
+            w = csv.writer(fh, delimiter="\t", lineterminator="\n")
+            w.writerow(fieldnames)
+        if first is not None:
+            w.writerow(first)
+            w.writerows(rows)
 
 
 def write_npz(path: str | Path, **arrays) -> None:

@@ -30,6 +30,12 @@ def test_temporary_names_are_unique_per_writer(tmp_path):
 def test_tsv_and_npz(tmp_path):
     io.write_tsv(tmp_path / "t.tsv", ["a", "b"], [{"a": 1, "b": "x"}])
     assert (tmp_path / "t.tsv").read_text() == "a\tb\n1\tx\n"
+    rows = [{"a": 1.5, "b": "x\ty"}, {"a": -1, "b": 'q"'}]  # a tab or a quote in a field is quoted alike
+    io.write_tsv(tmp_path / "d.tsv", ["a", "b"], rows)
+    io.write_tsv(tmp_path / "s.tsv", ["a", "b"], ((r["a"], r["b"]) for r in rows))
+    assert (tmp_path / "s.tsv").read_text() == (tmp_path / "d.tsv").read_text() == 'a\tb\n1.5\t"x\ty"\n-1\t"q"""\n'
+    io.write_tsv(tmp_path / "e.tsv", ["a", "b"], [])
+    assert (tmp_path / "e.tsv").read_text() == "a\tb\n"
     import numpy as np
 
     io.write_npz(tmp_path / "z.npz", y=np.arange(4))

@@ -8,8 +8,10 @@ row in the manifest; a clip that is not used says why in `reason`.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import math
+import operator
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -78,7 +80,13 @@ def speaker_of(path: str) -> str:
 
 def hash_split(path: str, val_percent: float = 10.0, test_percent: float = 10.0) -> str:
     """The data set's own rule: sha1 of the name up to `_nohash_`, so a speaker stays in one split."""
-    hashed = hashlib.sha1(speaker_of(path).encode()).hexdigest()
+    return speaker_split(speaker_of(path), val_percent, test_percent)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def speaker_split(speaker: str, val_percent: float = 10.0, test_percent: float = 10.0) -> str:
+    """`hash_split` from the speaker id (one sha1 per speaker, not per clip: the scan asks for every clip)."""
+    hashed = hashlib.sha1(speaker.encode()).hexdigest()
     pct = (int(hashed, 16) % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
     if pct < val_percent:
         return "val"
@@ -124,7 +132,7 @@ def scan(source: Source, cfg: DataConfig) -> tuple[list[Clip], list[str], bool]:
         if official is not None:
             clip.split = "val" if e.path in official[0] else "test" if e.path in official[1] else "train"
         else:
-            clip.split = hash_split(e.path, cfg.val_percent, cfg.test_percent)
+            clip.split = speaker_split(clip.speaker, cfg.val_percent, cfg.test_percent)
         if not e.path.lower().endswith(".wav"):
             clip.reason = "not a .wav file"
         elif word in kw:
@@ -210,7 +218,7 @@ MANIFEST_FIELDS = [f.name for f in fields(Clip)]
 
 def write_manifest(clips: list[Clip], path: Path) -> None:
     """clips.tsv: one row per clip seen, written under a temporary name and renamed."""
-    write_tsv(path, MANIFEST_FIELDS, ({f: getattr(c, f) for f in MANIFEST_FIELDS} for c in clips))
+    write_tsv(path, MANIFEST_FIELDS, map(operator.attrgetter(*MANIFEST_FIELDS), clips))
 
 
 def read_manifest(path: Path) -> list[Clip]:

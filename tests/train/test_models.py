@@ -107,3 +107,23 @@ def test_a_strided_conv_front_halves_the_rnn_steps_and_needs_a_front():
     assert model(torch.randn(4, 100, 40)).shape == (4, 3) and seen == [(4, 50, 8)]
     with pytest.raises(KwsError, match="conv-stride"):
         check_config(RunConfig(store="s", model=ModelConfig(conv_stride=2), train=TrainConfig()))
+
+
+def test_forget_bias_starts_the_lstm_forget_gates_and_keeps_old_run_names():
+    from kws_hpc.config import RunConfig, TrainConfig, signature, to_dict
+
+    h = 8
+    model = build_model(ModelConfig(cell="lstm", hidden=h, forget_bias=1.0), MELS, CLASSES)
+    plain = build_model(ModelConfig(cell="lstm", hidden=h), MELS, CLASSES)
+    for layer in range(2):  # gates: input, forget, cell, output; the two biases add up
+        total = getattr(model.rnn, f"bias_ih_l{layer}") + getattr(model.rnn, f"bias_hh_l{layer}")
+        assert torch.equal(total[h:2 * h], torch.ones(h))
+        assert not torch.equal(getattr(plain.rnn, f"bias_ih_l{layer}")[h:2 * h], torch.ones(h))
+    gru = build_model(ModelConfig(cell="gru", hidden=h, forget_bias=1.0), MELS, CLASSES)
+    assert not torch.equal(gru.rnn.bias_ih_l0[h:2 * h], torch.ones(h))  # GRU: no forget gate, untouched
+    # a run without the option is named as before the option existed; setting it names another run
+    old = to_dict(ModelConfig())
+    old.pop("forget_bias")
+    before = signature("store", old, {k: v for k, v in to_dict(TrainConfig()).items() if k != "device"})
+    assert RunConfig(store="s").signature("store") == before
+    assert RunConfig(store="s", model=ModelConfig(forget_bias=1.0)).signature("store") != before
