@@ -97,3 +97,10 @@ def set_threads(threads: int | None) -> None:
     if threads < 1:
         raise KwsError(f"--threads {threads} must be >= 1")
     torch.set_num_threads(threads)
+
+
+def available_cpus() -> int:
+    """Cores this process may use (a Slurm allocation, an affinity mask), not all of the node's."""
+    if os.environ.get("SLURM_CPUS_PER_TASK"):
+        return int(os.environ["SLURM_CPUS_PER_TASK"])
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -42,7 +42,10 @@ def _init_worker(noise: dict) -> None:
 
 
 def _bytes(payload) -> bytes:
-    return payload if isinstance(payload, bytes) else Path(payload).read_bytes()
+    if isinstance(payload, bytes):
+        return payload
+    with open(payload, "rb", buffering=0) as fh:  # one read, no pathlib, no buffer copy
+        return fh.read()
 
 
 def _probe(item):
@@ -93,7 +96,7 @@ def _featurize(task):
                 raise KwsError(f"{clip.path}: {e}; remove the file and re-run (its header looked sound)") from None
         waves.append(wave)
         waves += [_augment(wave, clip.path, k, data_cfg, feat_cfg.sample_rate) for k in range(1, copies + 1)]
-    x = np.stack(waves).astype(np.float32)
+    x = np.stack(waves).astype(np.float32, copy=False)
     return log_mels(x, feat_cfg).astype(feat_cfg.dtype)
 
 
@@ -155,6 +158,8 @@ def build_store(data: str | Path, data_cfg: DataConfig = DataConfig(), feat_cfg:
 def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint: str, workers, progress,
            log, t0: float) -> Path:
     """The feature job proper, with the store's lock held."""
+    from kws_hpc.runtime import available_cpus
+
     workers = available_cpus() if workers is None else workers
     clips, keywords, extras = D.scan(source, data_cfg)
     labels = D.label_names(keywords, extras)
@@ -200,13 +205,6 @@ def _make_folder(folder: Path) -> None:
         raise KwsError(f"cannot create the store folder under {folder} ({e.strerror or e}); choose another --out")
     if not os.access(folder, os.W_OK):
         raise KwsError(f"cannot write in {folder} (permission denied); choose another --out")
-
-
-def available_cpus() -> int:
-    """Cores this process may use (a Slurm allocation, an affinity mask), not all of the node's."""
-    if os.environ.get("SLURM_CPUS_PER_TASK"):
-        return int(os.environ["SLURM_CPUS_PER_TASK"])
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _read_noise(source: Source, cfg: FeatureConfig) -> dict:
