@@ -45,7 +45,7 @@ def log_mel(waves, cfg: FeatureConfig = FeatureConfig()):
     with torch.no_grad():
         spec = torch.stft(x, cfg.n_fft, cfg.hop_length, cfg.n_fft, window, center=True, pad_mode="reflect",
                           return_complex=True)[..., : cfg.frames]  # centred: S // hop + 1 frames
-        power = (spec * spec.conj()).real  # re^2 + im^2 bit for bit, in one pass: [B, n_fft // 2 + 1, T]
+        power = spec.real.square() + spec.imag.square()  # [B, n_fft // 2 + 1, T]
         mel = torch.matmul(bank, power).clamp_(min=cfg.log_floor)
         spec = torch.log(mel).transpose(1, 2)
         if spec.shape[1] < cfg.frames:  # clips shorter than the config implies
