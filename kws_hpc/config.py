@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from kws_hpc.errors import KwsError
@@ -168,6 +169,7 @@ class TrainConfig:
     partial_words: float = 0.1  # share of those cut to 10-40 % of their word, labelled _unknown_ (needs it)
     noise_aug: float = 0.0  # share of clips mixed with the store's background noise at a random SNR, 0 = off
     noise_snr_db: tuple = (0.0, 20.0)  # SNR range of that noise against the clip, dB
+    hard_negatives: str = field(default="", metadata={"neutral": ""})  # .npz from `kws-hpc mine`: its windows join training as _unknown_
     seed: int = 0  # seed of every random stream
     deterministic: bool = False  # strict deterministic kernels (bit-identical on CPU)
     device: str = "auto"  # auto | cpu | cuda | mps (not part of the run signature)
@@ -225,8 +227,18 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def signature(self, store_signature: str) -> str:
-        train = {k: v for k, v in to_dict(self.train).items() if k not in ("device",)}
+        train = {k: v for k, v in _without_neutral(self.train).items() if k not in ("device",)}
+        if "hard_negatives" in train:  # the windows name the run, not where their file lies
+            train["hard_negatives"] = file_sha1(self.train.hard_negatives)
         return signature(store_signature, _without_neutral(self.model), train)
+
+
+def file_sha1(path: str) -> str:
+    """sha1 of a file's bytes ('missing' when it cannot be read: check_config refuses that run first)."""
+    try:
+        return hashlib.sha1(Path(path).expanduser().read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
 
 
 def _refuse(what: str, rules: list) -> None:
@@ -261,5 +273,7 @@ def check_config(cfg: RunConfig) -> None:
          "shares in [0, 1]"),
         (len(t.noise_snr_db) == 2 and t.noise_snr_db[0] <= t.noise_snr_db[1],
          f"noise-snr-db {t.noise_snr_db}: give LOW HIGH with LOW <= HIGH"),
+        (not t.hard_negatives or Path(t.hard_negatives).expanduser().is_file(),
+         f"hard-negatives {t.hard_negatives}: no such file (write it with `kws-hpc mine RUN --out FILE`)"),
     ]
     _refuse("training option", rules)

@@ -100,6 +100,12 @@ CASES = [
     ("train --store {store} --out {cut_runs} " + " ".join(TRAIN), "last.pt is unreadable"),
     ("train --store {store} --resume --out {tmp}/r", "nothing to resume"),
     ("train --store {store} --model rnn", "invalid choice: 'rnn'"),
+    ("train --store {store} --hard-negatives {root}/missing.npz --out {tmp}/r", "hard-negatives"),
+    ("train --store {store} --hard-negatives {root}/plain.txt --out {tmp}/r " + " ".join(TRAIN), "has none"),
+    # mine
+    ("mine {root}/missing --out {tmp}/h.npz", "not a finished run"),
+    ("mine {run} --out {tmp}/h.npz", "no _unknown_ class"),
+    ("mine {run} --out {tmp}/h.npz --floor 1.5", "--floor 1.5"),
     # evaluate
     ("evaluate {root}/missing --store {store}", "does not exist"),
     ("evaluate {root}/ckpt.pt --store {store}", "not a readable checkpoint"),
@@ -175,5 +181,5 @@ def test_bad_input_is_one_line_and_exit_2(world, tmp_path, capsys, line, says):
 
 def test_the_table_covers_every_command():
     commands = {c[0].split()[0] for c in CASES}
-    assert {"features", "train", "evaluate", "sweep", "report", "export", "live", "data", "bench"} <= commands
+    assert {"features", "train", "evaluate", "sweep", "report", "export", "live", "data", "bench", "mine"} <= commands
     assert len(CASES) >= 40

@@ -81,13 +81,16 @@ def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
     return [(i, min(i + batch_size, n)) for i in range(0, n, batch_size) if min(i + batch_size, n) - i >= 2]
 
 
-def _load(info: StoreInfo, device: torch.device, log) -> dict:
-    """Each split as (features, labels) tensors: on the accelerator when it fits in half its free memory."""
+def _load(info: StoreInfo, device: torch.device, log, hard_negatives: str = "") -> dict:
+    """Each split as (features, labels) tensors: on the accelerator when it fits in half its free memory.
+    `hard_negatives` (a `kws-hpc mine` file) adds its windows to the training split as `_unknown_`."""
     splits = {s: load_split(info.path, s, expect_signature=info.signature) for s in ("train", "val", "test")}
     if len(splits["train"].labels) < 2 or len(splits["val"].labels) < 1:
         counts = {s: len(d.labels) for s, d in splits.items()}
         raise KwsError(f"store {info.path} has too few clips to train on ({counts}); build it from more data")
     tensors = {s: (torch.from_numpy(d.features), torch.from_numpy(d.labels)) for s, d in splits.items()}
+    if hard_negatives:
+        tensors["train"] = _with_hard_negatives(*tensors["train"], info, hard_negatives, log)
     size = sum(x.numel() * 4 for x, _ in tensors.values())
     home = torch.device("cpu")
     if device.type == "cuda":
@@ -103,6 +106,18 @@ def _load(info: StoreInfo, device: torch.device, log) -> dict:
     noise = load_noise(info.path)
     tensors["noise"] = torch.from_numpy(noise).to(home) if noise is not None and len(noise) else None
     return tensors
+
+
+def _with_hard_negatives(x: torch.Tensor, y: torch.Tensor, info: StoreInfo, path: str, log):
+    from kws_hpc.deploy.mine import load_hard_negatives
+
+    if UNKNOWN not in info.labels:
+        raise KwsError(f"--hard-negatives needs a store with {UNKNOWN} (features --extras); {info.path} has none")
+    fc = info.feature_config
+    feats = torch.from_numpy(load_hard_negatives(path, info.signature, fc.frames, fc.n_mels)).to(x.dtype)
+    log(f"{len(feats)} hard negatives from {path} join the {len(y)} training rows as {UNKNOWN}")
+    unknown = torch.full((len(feats),), list(info.labels).index(UNKNOWN), dtype=y.dtype)
+    return torch.cat([x, feats]), torch.cat([y, unknown])
 
 
 class _Trainer:
@@ -256,7 +271,7 @@ def _train(cfg: RunConfig, info: StoreInfo, run: RunDir, on_epoch, log, progress
     if cfg.train.amp and not amp:
         log(f"warning: --amp needs CUDA; training in float32 on {device}")
     set_seed(cfg.train.seed, cfg.train.deterministic, device)
-    data = _load(info, device, log)
+    data = _load(info, device, log, cfg.train.hard_negatives)
     trainer = _Trainer(cfg, info, device, amp, len(data["train"][1]))
     run.path.mkdir(parents=True, exist_ok=True)
     if run.last.is_file():
