@@ -169,7 +169,7 @@ class TrainConfig:
     partial_words: float = 0.1  # share of those cut to 10-40 % of their word, labelled _unknown_ (needs it)
     noise_aug: float = 0.0  # share of clips mixed with the store's background noise at a random SNR, 0 = off
     noise_snr_db: tuple = (0.0, 20.0)  # SNR range of that noise against the clip, dB
-    hard_negatives: str = field(default="", metadata={  # a `kws-hpc mine` file
+    hard_negatives: str = field(default="", metadata={
         "neutral": "", "default_text": "none", "help": "a `kws-hpc mine` file: its windows join training as _unknown_"})
     seed: int = 0  # seed of every random stream
     deterministic: bool = False  # strict deterministic kernels (bit-identical on CPU)

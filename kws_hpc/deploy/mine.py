@@ -27,15 +27,13 @@ def mine(run: str | Path, out: str | Path, minutes: float = MINE_MINUTES, floor:
          seed: int = MINE_SEED, progress: bool = True, log: Callable[[str], None] = print) -> Path:
     """Write OUT (.npz): the log-mels of every window of a `minutes`-long training-speaker stream without
     keywords where the run's model scores a keyword >= `floor`; returns OUT."""
-    from kws_hpc.config import FeatureConfig, from_dict
     from kws_hpc.deploy.det import SWEEP_BATCH, make_stream
     from kws_hpc.deploy.detector import DetectorConfig
-    from kws_hpc.deploy.onnx_model import OnnxScorer, one_thread, to_onnx
+    from kws_hpc.deploy.onnx_model import checkpoint_scorer, one_thread
     from kws_hpc.deploy.pipeline import Pipeline
     from kws_hpc.features.logmel import log_mels
     from kws_hpc.io import write_npz
     from kws_hpc.progress import bar
-    from kws_hpc.train.evaluate import load_checkpoint
     from kws_hpc.train.rundir import RunDir
 
     if not minutes > 0 or not 0 < floor < 1:
@@ -43,18 +41,15 @@ def mine(run: str | Path, out: str | Path, minutes: float = MINE_MINUTES, floor:
     run = RunDir(Path(run).expanduser())
     if not run.best.is_file():
         raise KwsError(f"{run.path} is not a finished run (no best.pt); train it first")
-    model, ckpt = load_checkpoint(run.path)
-    labels = list(ckpt["labels"])
+    scorer, labels, fc, ckpt = checkpoint_scorer(run.path)
     if UNKNOWN not in labels:
         raise KwsError(f"run {run.path.name} has no {UNKNOWN} class to teach hard negatives to; build its store "
                        "with `features --extras` and train again")
     store = Path((run.read_config() or {}).get("store", ""))
-    fc = from_dict(FeatureConfig, ckpt["feature_config"])
     log(f"mining: {run.path.name} over {minutes:g} min of training speakers without keywords (floor {floor:g})")
     stream = make_stream(store, "train", minutes, seed, negative=True)
     with one_thread():
-        pipe = Pipeline(OnnxScorer(to_onnx(model, fc.frames)), labels, fc, DetectorConfig(), record=True,
-                        batch=SWEEP_BATCH)
+        pipe = Pipeline(scorer, labels, fc, DetectorConfig(), record=True, batch=SWEEP_BATCH)
         step = 60 * fc.sample_rate  # a minute at a time, for the progress bar
         with bar(int(np.ceil(len(stream.audio) / step)), "mining", "stream-min", progress) as b:
             for i in range(0, len(stream.audio), step):

@@ -141,6 +141,16 @@ def with_metadata(onnx_bytes: bytes, meta: dict) -> bytes:
     return proto.SerializeToString()
 
 
+def checkpoint_scorer(path):
+    """(scorer, labels, feature config, checkpoint dict) of a run folder or checkpoint: its model as an
+    in-memory ONNX graph run by onnxruntime, what offline sweeps over streams use."""
+    from kws_hpc.train.evaluate import load_checkpoint
+
+    model, ckpt = load_checkpoint(path)
+    fc = from_dict(FeatureConfig, ckpt["feature_config"])
+    return OnnxScorer(to_onnx(model, fc.frames)), list(ckpt["labels"]), fc, ckpt
+
+
 class TorchScorer:
     """A KwsRNN behind the scorer interface: `window(features)` and `step(frames, state)` in numpy."""
 

@@ -25,6 +25,7 @@ def det_context(best: dict, out: Path, minutes: tuple = DET_MINUTES, log: Callab
     """{"skipped": why} or {"streams": ..., "models": {name: {run, curve, at}}, "per_false_alarm": ...}."""
     from kws_hpc.deploy.det import corpus_of, make_stream
     from kws_hpc.deploy.detector import DetectorConfig
+    from kws_hpc.deploy.onnx_model import checkpoint_scorer
     from kws_hpc.deploy.scoring import THRESHOLDS
     from kws_hpc.errors import KwsError
 
@@ -55,7 +56,7 @@ def det_context(best: dict, out: Path, minutes: tuple = DET_MINUTES, log: Callab
            "per_false_alarm": 60.0 / minutes[1], "detector": cfg.as_dict(), "models": {}, "notes": []}
     labels0 = None
     for run in runs:
-        scorer, labels, fc = _scorer(run)
+        scorer, labels, fc, _ = checkpoint_scorer(run.dir)
         if labels0 is not None and labels != labels0:
             det["notes"].append(f"{run.name} was left out: its labels differ from {runs[0].name}'s.")
             continue
@@ -63,16 +64,6 @@ def det_context(best: dict, out: Path, minutes: tuple = DET_MINUTES, log: Callab
         det["models"][run.name] = _measure(run, scorer, labels, fc, cfg, pos, neg, log)
     write_text(out / CACHE, json.dumps({"key": key, "det": det}) + "\n")
     return det
-
-
-def _scorer(run):
-    from kws_hpc.config import FeatureConfig, from_dict
-    from kws_hpc.deploy.onnx_model import OnnxScorer, to_onnx
-    from kws_hpc.train.evaluate import load_checkpoint
-
-    model, ckpt = load_checkpoint(run.dir)
-    fc = from_dict(FeatureConfig, ckpt["feature_config"])
-    return OnnxScorer(to_onnx(model, fc.frames)), list(ckpt["labels"]), fc
 
 
 def _measure(run, scorer, labels, fc, cfg, pos, neg, log) -> dict:
