@@ -169,6 +169,9 @@ class TrainConfig:
     partial_words: float = 0.1  # share of those cut to 10-40 % of their word, labelled _unknown_ (needs it)
     noise_aug: float = 0.0  # share of clips mixed with the store's background noise at a random SNR, 0 = off
     noise_snr_db: tuple = (0.0, 20.0)  # SNR range of that noise against the clip, dB
+    warp_aug: float = field(default=0.0, metadata={
+        "neutral": 0.0, "help": "share of clips re-voiced: speaking rate 0.8-1.25x and vocal tract length "
+                                "0.9-1.1x (0 = off)"})
     hard_negatives: str = field(default="", metadata={
         "neutral": "", "default_text": "none", "help": "a `kws-hpc mine` file: its windows join training as _unknown_"})
     seed: int = 0  # seed of every random stream

@@ -163,3 +163,44 @@ def add_background(x: torch.Tensor, pool: torch.Tensor | None, p: float, snr_db:
     snr = snr_db[0] + (snr_db[1] - snr_db[0]) * torch.rand(b, device=dev)
     bg = (bg + (level - bg_level - snr * NATS_PER_DB)[:, None, None]).clamp_min(log_floor)
     return torch.where(chosen[:, None, None], torch.logaddexp(xf, bg), xf).to(x.dtype)
+
+
+SPEED = (0.8, 1.25)  # a warped word lasts 1/speed of its time: 0.8-1.25x as long (log-uniform)
+VTLP = (0.9, 1.1)  # frequency scale of a warped voice (vocal tract length), uniform
+
+
+def _hz_to_mel(f: torch.Tensor) -> torch.Tensor:
+    return 2595.0 * torch.log10(1.0 + f / 700.0)  # the htk scale of `features.logmel`
+
+
+def warp(x: torch.Tensor, p: float, f_min: float, f_max: float, speed: tuple = SPEED,
+         vtlp: tuple = VTLP) -> torch.Tensor:
+    """A share `p` of the batch [B, T, F] said by another voice: its time axis stretched about the
+    word's centre (speaking rate; the word kept inside the window) and its frequencies scaled by a
+    factor (vocal tract length perturbation, each mel band read at its centre frequency times the
+    factor), both by linear interpolation of the log-mels; frames and bands past the edges repeat them."""
+    b, t, f = x.shape
+    dev = x.device
+    chosen = torch.rand(b, device=dev) < p
+    if p <= 0 or not bool(chosen.any()):
+        return x
+    xf = x.float()
+    first, last, _ = _speech(torch.logsumexp(xf, dim=2))
+    length = (last - first + 1).float()
+    lo, hi = math.log(speed[0]), math.log(speed[1])
+    stretch = torch.exp(-(lo + (hi - lo) * torch.rand(b, device=dev)))  # output length / input length
+    stretch = torch.minimum(stretch, (0.95 * t / length).clamp_min(1.0))  # the word still fits
+    centre = (first + last).float() / 2
+    out_t = torch.arange(t, device=dev, dtype=torch.float32)[None, :]
+    src_t = centre[:, None] + (out_t - centre[:, None]) / stretch[:, None]  # [B, T]
+    alpha = vtlp[0] + (vtlp[1] - vtlp[0]) * torch.rand(b, device=dev)
+    m_lo, m_hi = _hz_to_mel(torch.tensor(f_min)), _hz_to_mel(torch.tensor(f_max))
+    step = (m_hi - m_lo) / (f + 1)
+    centres_mel = m_lo + step * torch.arange(1, f + 1, dtype=torch.float32)
+    centres_hz = (700.0 * (10 ** (centres_mel / 2595.0) - 1.0)).to(dev)
+    src_f = (_hz_to_mel(centres_hz[None, :] * alpha[:, None]) - m_lo.to(dev)) / step.to(dev) - 1  # [B, F]
+    grid = torch.stack(torch.broadcast_tensors(2 * src_f[:, None, :] / (f - 1) - 1,
+                                               2 * src_t[:, :, None] / (t - 1) - 1), dim=-1)  # [B, T, F, 2]
+    out = torch.nn.functional.grid_sample(xf[:, None], grid, mode="bilinear", padding_mode="border",
+                                          align_corners=True)[:, 0]
+    return torch.where(chosen[:, None, None], out, xf).to(x.dtype)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kws_hpc.train.augment import add_background, noise_pool, stream_windows
+from kws_hpc.train.augment import add_background, noise_pool, stream_windows, warp
 from kws_hpc.config import SILENCE, UNKNOWN, RunConfig, TrainConfig, check_config, to_dict
 from kws_hpc.errors import KwsError
 from kws_hpc.progress import bar as progress_bar
@@ -204,12 +204,15 @@ class _Trainer:
         return loss_sum.item() / max(1, seen), correct.item() / max(1, seen)
 
     def augment(self, xb, yb, x, y, noise: Optional[torch.Tensor]):
-        """The training batch as the model sees it: stream windows, then background noise at an SNR
-        (SpecAugment follows). Backgrounds: the store's noise windows, else its `_silence_` clips."""
+        """The training batch as the model sees it: other voices, stream windows, then background noise at
+        an SNR (SpecAugment follows). Backgrounds: the store's noise windows, else its `_silence_` clips."""
         tc = self.cfg.train
         if not self.pool_taken:
             self.pool = noise if noise is not None else noise_pool(x, y, self.silence, self.log_floor)
             self.pool_taken = True
+        if tc.warp_aug > 0:
+            fc = self.info.feature_config
+            xb = warp(xb, tc.warp_aug, fc.f_min, fc.f_max)
         if tc.stream_aug > 0:
             xb, yb = stream_windows(xb, yb, tc.stream_aug, self.pool, self.log_floor, self.silence,
                                     self.unknown, tc.partial_words)

@@ -152,3 +152,50 @@ def test_background_noise_sits_at_the_drawn_snr_and_only_on_the_chosen_share():
     assert torch.allclose(gain_db[changed], torch.full_like(gain_db[changed], 10 * math.log10(1.1)), atol=1e-3)
     assert (out >= x - 1e-6).all()  # noise only adds power
     assert add_background(x, noise, 0.0, (0.0, 20.0), FLOOR) is x and add_background(x, None, 1.0, (0, 1), FLOOR) is x
+
+
+def test_warp_at_factor_one_changes_nothing_and_share_zero_returns_the_batch():
+    from kws_hpc.train.augment import warp
+
+    x, _, _ = _batch(8)
+    assert warp(x, 0.0, 20.0, 7600.0) is x
+    same = warp(x, 1.0, 20.0, 7600.0, speed=(1.0, 1.0), vtlp=(1.0, 1.0))
+    assert torch.allclose(same, x, atol=1e-3)  # the mel round trip of the band centres, to float precision
+
+
+@pytest.mark.parametrize("speed", [0.8, 1.25])
+def test_warp_stretches_the_word_about_its_centre_and_keeps_it_inside(speed):
+    from kws_hpc.train.augment import warp
+
+    x = torch.stack([_clip(30, 59), _clip(2, 97)])  # 30 frames of word; a word that fills the window
+    out = warp(x, 1.0, 20.0, 7600.0, speed=(speed, speed), vtlp=(1.0, 1.0))
+    loud = _loud(out[:1])[0].nonzero().flatten()
+    length = loud.max().item() - loud.min().item() + 1
+    assert abs(length - 30 / speed) <= 2 and abs((loud.min() + loud.max()).item() / 2 - 44.5) <= 1
+    whole = _loud(out[1:])[0].nonzero().flatten()  # slowed down, it would not fit: it stays as long as it was
+    assert speed > 1 or (whole.min().item() <= 3 and whole.max().item() >= 96)
+
+
+def test_warp_moves_a_voice_up_or_down_the_mel_bands():
+    from kws_hpc.train.augment import warp
+
+    x = torch.full((2, T, F), -6.0)
+    x[:, 20:60, 20:26] = 2.0  # a formant-like band
+    up = warp(x, 1.0, 20.0, 7600.0, speed=(1.0, 1.0), vtlp=(0.9, 0.9))[0]  # a shorter vocal tract: higher
+    down = warp(x, 1.0, 20.0, 7600.0, speed=(1.0, 1.0), vtlp=(1.1, 1.1))[0]
+    centre = lambda m: (m[40] > 0).nonzero().float().mean().item()  # noqa: E731
+    assert centre(down) < centre(x[0]) - 0.5 and centre(up) > centre(x[0]) + 0.5
+    assert torch.allclose(up[:20], x[0, :20]) and torch.allclose(down[60:], x[0, 60:])  # time untouched
+
+
+def test_warp_draws_from_the_global_generator_and_touches_only_its_share():
+    from kws_hpc.train.augment import warp
+
+    x, _, _ = _batch(256)
+    torch.manual_seed(3)
+    a = warp(x, 0.5, 20.0, 7600.0)
+    torch.manual_seed(3)
+    b = warp(x, 0.5, 20.0, 7600.0)
+    assert torch.equal(a, b)
+    changed = (a != x).flatten(1).any(dim=1).float().mean()
+    assert 0.35 < changed < 0.65

@@ -313,3 +313,19 @@ def test_noise_augmentation_uses_the_stores_noise_is_deterministic_and_off_at_ev
     assert plain["history"][0]["train_loss"] != a["history"][0]["train_loss"]  # the noise was there in training
     # and not at evaluation: the run's own test score equals a plain evaluation of its best checkpoint
     assert evaluate_checkpoint(runs[0], tiny_store)["accuracy"] == a["test_accuracy"]
+
+
+def test_warp_augmentation_is_deterministic_off_at_evaluation_and_names_its_own_run(tiny_store, tmp_path):
+    from kws_hpc.train.evaluate import evaluate_checkpoint
+
+    runs = [train(tiny_cfg(tiny_store, deterministic=True, warp_aug=1.0, stream_aug=0.0),
+                  out=tmp_path / name, log=quiet, progress=False) for name in ("a", "b")]
+    a, b = (load_run(r) for r in runs)
+    assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
+    assert all(torch.equal(weights(runs[0] / "best.pt")[k], v) for k, v in weights(runs[1] / "best.pt").items())
+    plain_run = train(tiny_cfg(tiny_store, deterministic=True, stream_aug=0.0), out=tmp_path / "c", log=quiet,
+                      progress=False)
+    plain = load_run(plain_run)
+    assert plain_run.name != runs[0].name and a["train"]["warp_aug"] == 1.0
+    assert plain["history"][0]["train_loss"] != a["history"][0]["train_loss"]  # the warp was there in training
+    assert evaluate_checkpoint(runs[0], tiny_store)["accuracy"] == a["test_accuracy"]  # and not at evaluation
