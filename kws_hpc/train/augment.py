@@ -72,13 +72,15 @@ def stream_windows(x: torch.Tensor, y: torch.Tensor, p: float, pool: torch.Tenso
 
     `pool` [N, T, F]: background clips (`noise_pool`); without one only the moves are made, and the rest
     of the window holds the quietest frame the clip has. `partial` is the share of rewritten clips that
-    keep only part of their speech and become `unknown`.
+    keep only part of their speech and become `unknown`. Every draw is made for the whole batch (so a
+    seed gives the same windows whatever the share), the windows are built for the chosen rows only.
     """
     b, t, f = x.shape
     dev = x.device
     chosen = torch.rand(b, device=dev) < p
     if p <= 0 or not bool(chosen.any()):
         return x, y
+    rows = chosen.nonzero().squeeze(1)
     xf = x.float()
     energy = torch.logsumexp(xf, dim=2)  # [B, T] log-power per frame
     first, last, quiet = _speech(energy)  # quiet: the clip's own background level
@@ -95,51 +97,58 @@ def stream_windows(x: torch.Tensor, y: torch.Tensor, p: float, pool: torch.Tenso
         at_end = torch.rand(b, device=dev) < 0.5  # the word's start at the window's end, or its tail first
         cut_shift = torch.where(at_end, t - keep - first, keep - 1 - last)
         shift = torch.where(cut, cut_shift, shift)
-    src = torch.arange(t, device=dev)[None, :] - shift[:, None]  # [B, T] source frame of each frame
+    c = len(rows)
+    src = torch.arange(t, device=dev)[None, :] - shift[rows, None]  # [C, T] source frame of each frame
     inside = (src >= 0) & (src < t)
-    moved = torch.gather(xf, 1, src.clamp(0, t - 1)[:, :, None].expand(b, t, f))
+    moved = torch.gather(xf[rows], 1, src.clamp(0, t - 1)[:, :, None].expand(c, t, f))
     if pool is not None:
-        bg = pool[torch.randint(len(pool), (b,), device=pool.device)].to(dev).float()
+        pick = torch.randint(len(pool), (b,), device=pool.device)
         roll = torch.randint(t, (b, 1), device=dev)
-        rolled = (torch.arange(t, device=dev)[None, :] + roll) % t
-        bg = torch.gather(bg, 1, rolled[:, :, None].expand(b, t, f))
-        bg_level = torch.logsumexp(bg, dim=2).mean(dim=1)
         db = level_db[0] + (level_db[1] - level_db[0]) * torch.rand(b, device=dev)
-        bg = (bg + (quiet - bg_level + db * NATS_PER_DB)[:, None, None]).clamp_min(log_floor)
+        bg = pool[pick[rows.to(pool.device)]].to(dev).float()
+        rolled = (torch.arange(t, device=dev)[None, :] + roll[rows]) % t
+        bg = torch.gather(bg, 1, rolled[:, :, None].expand(c, t, f))
+        bg_level = torch.logsumexp(bg, dim=2).mean(dim=1)
+        bg = (bg + (quiet[rows] - bg_level + db[rows] * NATS_PER_DB)[:, None, None]).clamp_min(log_floor)
         out = torch.where(inside[:, :, None], torch.logaddexp(moved, bg), bg)
     else:
-        idx = energy.argmin(dim=1)
-        floor_frame = xf[torch.arange(b, device=dev), idx][:, None, :]
-        out = torch.where(inside[:, :, None], moved, floor_frame.expand(b, t, f))
+        idx = energy[rows].argmin(dim=1)
+        floor_frame = xf[rows, idx][:, None, :]
+        out = torch.where(inside[:, :, None], moved, floor_frame.expand(c, t, f))
     if neighbour > 0:  # the end or the start of another clip at the far side, its word mostly outside
         which = chosen & ~cut & (torch.rand(b, device=dev) < neighbour)
-        out = _neighbour(out, xf, first, last, first + shift, last + shift, which)
-    x = torch.where(chosen[:, None, None], out.to(x.dtype), x)
+        out = _neighbour(out, xf, first, last, first + shift, last + shift, which, rows)
+    x = x.clone()
+    x[rows] = out.to(x.dtype)
     if unknown is not None:
         y = torch.where(cut, torch.full_like(y, unknown), y)
     return x, y
 
 
-def _neighbour(out: torch.Tensor, xf: torch.Tensor, first, last, at, end,
-               which: torch.Tensor) -> torch.Tensor:
-    """Lay another clip of the batch at the side of `out` with more room, at least 0.2 s of gap after
-    (or before) the window's speech [at, end], so that at most 30 % of its speech reaches into the window."""
-    b, t, f = out.shape
+def _neighbour(out: torch.Tensor, xf: torch.Tensor, first, last, at, end, which: torch.Tensor,
+               rows: torch.Tensor) -> torch.Tensor:
+    """Lay another clip of the batch at the side of `out` (the windows of `rows`) with more room, at least
+    0.2 s of gap after (or before) the window's speech [at, end], so that at most 30 % of its speech
+    reaches into the window. `first`, `last`, `at`, `end` and `which` are per row of the whole batch."""
+    c, t, f = out.shape
+    b = len(xf)
     if not bool(which.any()):
         return out
     dev = out.device
     donor = torch.randperm(b, device=dev)
+    gap = (t // 5 + torch.rand(b, device=dev) * (t // 3)).long()  # frames of pause between the words
+    reach_draw = torch.rand(b, device=dev)
+    donor, gap, reach_draw, at, end = donor[rows], gap[rows], reach_draw[rows], at[rows], end[rows]
     d_first, d_last = first[donor], last[donor]
     d_len = (d_last - d_first + 1).float()
-    gap = (t // 5 + torch.rand(b, device=dev) * (t // 3)).long()  # frames of pause between the words
     left = at > t - 1 - end  # more room before the window's word
-    reach = (d_len * 0.3 * torch.rand(b, device=dev)).floor().long()  # donor speech frames let in
+    reach = (d_len * 0.3 * reach_draw).floor().long()  # donor speech frames let in
     # left: the donor's speech ends at min(at - gap, reach - 1); right: it starts at max(end + gap, t - reach)
     d_shift = torch.where(left, torch.minimum(at - gap, reach - 1) - d_last,
                           torch.maximum(end + gap, t - reach) - d_first)
     src = torch.arange(t, device=dev)[None, :] - d_shift[:, None]
-    inside = (src >= 0) & (src < t) & which[:, None]
-    moved = torch.gather(xf[donor], 1, src.clamp(0, t - 1)[:, :, None].expand(b, t, f))
+    inside = (src >= 0) & (src < t) & which[rows][:, None]
+    moved = torch.gather(xf[donor], 1, src.clamp(0, t - 1)[:, :, None].expand(c, t, f))
     return torch.where(inside[:, :, None], torch.logaddexp(out, moved), out)
 
 

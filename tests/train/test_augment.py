@@ -199,3 +199,17 @@ def test_warp_draws_from_the_global_generator_and_touches_only_its_share():
     assert torch.equal(a, b)
     changed = (a != x).flatten(1).any(dim=1).float().mean()
     assert 0.35 < changed < 0.65
+
+
+def test_a_seed_gives_a_row_the_same_window_whatever_the_share():
+    """Every draw is made for the whole batch, the windows only for the chosen rows: at a share of 0.5 the
+    chosen rows are exactly what the whole batch gets at 1.0, the others are untouched."""
+    x, y, _ = _batch(64)
+    torch.manual_seed(5)
+    every, y_every = stream_windows(x, y, 1.0, _pool(), FLOOR, silence=SIL, unknown=UNK, partial=0.3)
+    torch.manual_seed(5)
+    half, y_half = stream_windows(x, y, 0.5, _pool(), FLOOR, silence=SIL, unknown=UNK, partial=0.3)
+    changed = (half != x).flatten(1).any(dim=1)
+    assert 16 < int(changed.sum()) < 48
+    assert torch.equal(half[changed], every[changed]) and torch.equal(half[~changed], x[~changed])
+    assert torch.equal(y_half[changed], y_every[changed]) and torch.equal(y_half[~changed], y[~changed])
