@@ -272,9 +272,9 @@ def check_config(cfg: RunConfig) -> None:
         (t.schedule in SCHEDULES, f"schedule {t.schedule!r}: use one of {', '.join(SCHEDULES)}"),
         (min(t.time_masks, t.time_mask_width, t.freq_masks, t.freq_mask_width) >= 0,
          "SpecAugment mask counts and widths must be >= 0"),
-        (0 <= t.stream_aug <= 1 and 0 <= t.partial_words <= 1 and 0 <= t.noise_aug <= 1,
-         f"stream-aug {t.stream_aug}, partial-words {t.partial_words} and noise-aug {t.noise_aug} must be "
-         "shares in [0, 1]"),
+        (0 <= t.stream_aug <= 1 and 0 <= t.partial_words <= 1 and 0 <= t.noise_aug <= 1 and 0 <= t.warp_aug <= 1,
+         f"stream-aug {t.stream_aug}, partial-words {t.partial_words}, noise-aug {t.noise_aug} and warp-aug "
+         f"{t.warp_aug} must be shares in [0, 1]"),
         (len(t.noise_snr_db) == 2 and t.noise_snr_db[0] <= t.noise_snr_db[1],
          f"noise-snr-db {t.noise_snr_db}: give LOW HIGH with LOW <= HIGH"),
         (not t.hard_negatives or Path(t.hard_negatives).expanduser().is_file(),

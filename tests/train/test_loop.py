@@ -257,7 +257,7 @@ def test_bad_options_are_one_line_errors(tiny_store, tmp_path, capsys):
         train(tiny_cfg(tiny_store, stream_aug=1.5), out=tmp_path, log=quiet)
     with pytest.raises(KwsError, match="does not exist"):
         train(tiny_cfg(tmp_path / "nowhere"), out=tmp_path, log=quiet)
-    for argv in (["--device", "tpu"], ["--resume"], ["--partial-words", "-1"]):
+    for argv in (["--device", "tpu"], ["--resume"], ["--partial-words", "-1"], ["--warp-aug", "1.5"]):
         assert main(["train", "--store", str(tiny_store), "--out", str(tmp_path), *argv]) == 2
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
