@@ -18,7 +18,9 @@ a model that is 95 % right on clips fires on clip edges, noise bursts and half-h
   speech stays inside, at either edge, and relabelled `_unknown_`: half a word is not a keyword yet.
 
 `add_background` mixes a share of the batch with background noise windows (the store's `noise`) at a
-random signal-to-noise ratio, measured as mean power over the window.
+random signal-to-noise ratio, measured as mean power over the window. `warp` makes a share of the batch
+sound like another voice: speaking rate and vocal tract length (off by default: it helped synthetic
+voices and cost real speech, BENCHMARKS.md 7g).
 
 Speech frames are found as in `stream.speech_bounds`, from each frame's total log-power. Everything is
 vectorised over the batch and draws from torch's global generator on the batch's device.
