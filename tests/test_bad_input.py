@@ -106,6 +106,8 @@ CASES = [
     ("mine {root}/missing --out {tmp}/h.npz", "not a finished run"),
     ("mine {run} --out {tmp}/h.npz", "no _unknown_ class"),
     ("mine {run} --out {tmp}/h.npz --floor 1.5", "--floor 1.5"),
+    ("mine {run} --out {tmp}", "name a file *.npz"),
+    ("mine {run} --out {root}/plain.txt/h.npz", "cannot make its folder"),
     # evaluate
     ("evaluate {root}/missing --store {store}", "does not exist"),
     ("evaluate {root}/ckpt.pt --store {store}", "not a readable checkpoint"),

@@ -38,6 +38,7 @@ def mine(run: str | Path, out: str | Path, minutes: float = MINE_MINUTES, floor:
 
     if not minutes > 0 or not 0 < floor < 1:
         raise KwsError(f"--minutes {minutes:g} must be > 0 and --floor {floor:g} in (0, 1)")
+    out = _ready(Path(out).expanduser())
     run = RunDir(Path(run).expanduser())
     if not run.best.is_file():
         raise KwsError(f"{run.path} is not a finished run (no best.pt); train it first")
@@ -64,12 +65,22 @@ def mine(run: str | Path, out: str | Path, minutes: float = MINE_MINUTES, floor:
     hot = np.flatnonzero((scores >= floor) & (ends >= n))
     waves = np.stack([stream.audio[e - n:e] for e in ends[hot]]) if len(hot) else np.zeros((0, n), np.float32)
     feats = log_mels(waves.astype(np.float32), fc).astype(fc.dtype)
-    out = Path(out).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
     write_npz(out, features=feats, times=times[hot], scores=scores[hot],
               store_signature=np.array(ckpt["store_signature"]), run_signature=np.array(run.signature))
     events = int(np.sum(np.diff(times[hot], prepend=-1.0) > 0.5))
     log(f"{len(hot)} windows ({events} events) of {len(times)} hops scored >= {floor:g}: {out}")
+    return out
+
+
+def _ready(out: Path) -> Path:
+    """OUT, refused before any mining when it cannot be written: a name that is not *.npz, a folder, or a
+    place where its folder cannot be made."""
+    if out.suffix.lower() != ".npz" or out.is_dir():
+        raise KwsError(f"--out {out}: name a file *.npz (a mine file is numpy's .npz)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise KwsError(f"--out {out}: cannot make its folder ({e.strerror or e}); choose another place") from None
     return out
 
 
