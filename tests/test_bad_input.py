@@ -152,6 +152,7 @@ CASES = [
     ("bench train --store {store} --data {root}/empty --out {tmp}/b", "training clips are not under"),
     ("bench infer --model {root}/missing.onnx --out {tmp}/b", "does not exist"),
     ("bench features --data {tree} --vocab nope --out {tmp}/b", "no word folder for 'nope'"),
+    ("bench features --data {tree} --rounds 0 --out {tmp}/b", "--rounds 0 must be >= 1"),
     # data
     ("data synth {tmp}/c --speakers 0", "speakers >= 1"),
     ("data synth {tmp}/c --words Yes,no", "lower-case"),

@@ -15,8 +15,11 @@ def test_per_clip_baseline_computes_the_stores_features(tiny_store, tiny_tree):
 
 
 def test_feature_and_training_benchmarks_report_figures(tiny_store, tiny_tree, tmp_path):
-    row = bench_features(tiny_tree, tmp_path, workers=0, vocab=",".join(TINY_WORDS[:10]))
+    row = bench_features(tiny_tree, tmp_path, workers=0, vocab=",".join(TINY_WORDS[:10]), rounds=3)
     assert row["clips"] == row["per_clip_loop_clips"] == 200 and row["speedup"] > 0
+    assert len(row["feature_job_s_each"]) == len(row["per_clip_loop_s_each"]) == row["rounds"] == 3
+    assert row["feature_job_s"] == round(sorted(row["feature_job_s_each"])[1], 2)  # the median round
+    assert list(tmp_path.iterdir()) == []  # every round's scratch store removed
     rows = bench_train(tiny_store, tiny_tree, cells=("gru",), epochs=1, workers=0)
     assert [r["pipeline"] for r in rows] == ["store", "wav_dataloader"]
     assert rows[0]["clips_per_epoch"] == rows[1]["clips_per_epoch"] == 170

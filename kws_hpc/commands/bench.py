@@ -22,6 +22,8 @@ def register(sub) -> None:
         q.add_argument("--workers", type=int, default=None, help="feature job processes (default: all cores)")
         q.add_argument("--vocab", default=None, help="vocabulary of the feature job (default: the store's with "
                                                       "--store, else seed12)")
+        q.add_argument("--rounds", type=int, default=3, help="interleaved rounds of job and loop; the ratio is "
+                                                             "of their medians (default: 3)")
     for q in (t, s, a):
         q.add_argument("--store", required=True, help="feature store folder")
     t.add_argument("--data", required=True, help="the folder the store was built from")
@@ -85,7 +87,8 @@ def run(args) -> int:
             from kws_hpc.features.store import open_store
 
             vocab = open_store(args.store).data_config.vocab
-        rows.append(bench.bench_features(args.data, out, workers=args.workers, vocab=vocab or "seed12"))
+        rows.append(bench.bench_features(args.data, out, workers=args.workers, vocab=vocab or "seed12",
+                                        rounds=args.rounds))
     if what in ("train", "all"):
         rows += bench.bench_train(args.store, args.data, epochs=args.epochs, device=args.device,
                                   workers=args.loader_workers)
