@@ -65,7 +65,7 @@ def bench_features(data: str | Path, out: str | Path, workers: int | None = None
     from kws_hpc.features.build import build_store
     from kws_hpc.features.store import open_store
 
-    import torchaudio  # noqa: F401
+    import torchaudio  # noqa: F401  (imports are paid before either clock starts)
 
     if rounds < 1:
         from kws_hpc.errors import KwsError

@@ -131,7 +131,10 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """RNN classifier; GRU and LSTM differ only in `cell`."""
+    """RNN classifier; GRU and LSTM differ only in `cell`. By default a conv layer of 128 channels with
+    stride 2 reads the log-mels, so the RNN runs over half the frames (BENCHMARKS.md 7j: over 5 speaker
+    folds of the shared real set, +1.2 points of validation accuracy for the GRU and +3.3 for the LSTM,
+    with 30 epochs; +1.0 / +1.4 on the built-in corpus)."""
 
     cell: str = field(default="gru", metadata={"choices": CELLS})  # RNN cell
     hidden: int = 128  # hidden units
@@ -139,21 +142,22 @@ class ModelConfig:
     bidirectional: bool = False  # bidirectional RNN
     dropout: float = 0.1  # dropout between RNN layers and before the head
     head: str = field(default="attention", metadata={"choices": HEADS})  # how the sequence is pooled
-    conv_channels: int = 0  # CRNN: >0 adds a conv front-end with this many channels
-    conv_layers: int = 2  # CRNN: conv layers
-    conv_stride: int = 1  # CRNN: time stride of the first conv layer (2 halves the RNN's steps)
+    conv_channels: int = 128  # CRNN: conv front-end channels (0 = none: the RNN reads the log-mels)
+    conv_layers: int = 1  # CRNN: conv layers
+    conv_stride: int = 2  # CRNN: time stride of the first conv layer (2 halves the RNN's steps; unused without one)
     clip_norm: bool = True  # subtract each clip's mean log-mel (level invariance; no --streaming)
     forget_bias: float = field(default=0.0, metadata={"neutral": 0.0})  # LSTM: initial forget-gate bias (GRU: unused)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation: Adam, clip 1.0, 20 epochs, patience 10 as in the reference report; a one-cycle schedule
+    """Optimisation: Adam, clip 1.0, patience 10 as in the reference report; 30 epochs (20 there: the
+    front-end's halved steps pay for them, 7j); a one-cycle schedule
     peaking at 5e-3 instead of a flat 1e-3 (BENCHMARKS.md 7 and 7f, validation accuracy, 3 seeds: one-cycle
     to 3e-3 gave the GRU +1.0 point on the shared real set and +0.5 on the built-in corpus; a 5e-3 peak then
     gave the GRU +0.8 / +0.2 more and the LSTM +2.8 / -0.5)."""
 
-    epochs: int = 20  # maximum epochs
+    epochs: int = 30  # maximum epochs
     batch_size: int = 64  # clips per batch
     lr: float = 5e-3  # Adam learning rate (the peak of the one-cycle schedule)
     weight_decay: float = 1e-4  # Adam weight decay
@@ -261,8 +265,7 @@ def check_config(cfg: RunConfig) -> None:
         (m.hidden >= 1 and m.layers >= 1, f"hidden {m.hidden} and layers {m.layers} must be >= 1"),
         (0 <= m.dropout < 1, f"dropout {m.dropout} must be in [0, 1)"),
         (m.conv_channels >= 0 and m.conv_layers >= 1, "conv-channels must be >= 0 and conv-layers >= 1"),
-        (1 <= m.conv_stride <= 4 and (m.conv_stride == 1 or m.conv_channels > 0),
-         f"conv-stride {m.conv_stride}: use 1..4, with --conv-channels > 0"),
+        (1 <= m.conv_stride <= 4, f"conv-stride {m.conv_stride}: use 1..4"),
         (t.epochs >= 1, f"epochs {t.epochs} must be >= 1"),
         (t.batch_size >= 2, f"batch size {t.batch_size} must be >= 2"),
         (t.lr > 0, f"lr {t.lr} must be > 0"),

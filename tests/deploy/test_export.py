@@ -22,7 +22,8 @@ def tiny_run(tiny_store, tmp_path_factory) -> Path:
     """A GRU (hidden 16) trained for 2 epochs on the tiny store: a real run folder."""
     from kws_hpc.train.loop import train
 
-    cfg = RunConfig(store=str(tiny_store), model=ModelConfig(hidden=16, layers=1, head="last", clip_norm=False),
+    cfg = RunConfig(store=str(tiny_store), model=ModelConfig(hidden=16, layers=1, head="last", clip_norm=False,
+                                                               conv_channels=0),
                     train=TrainConfig(epochs=2, device="cpu"))
     return train(cfg, out=tmp_path_factory.mktemp("runs"), log=lambda m: None, progress=False)
 
@@ -37,7 +38,7 @@ def exported(tiny_run, tmp_path_factory) -> Path:
 
 def _model(seed=0, **kw) -> KwsRNN:
     torch.manual_seed(seed)
-    m = KwsRNN(ModelConfig(**{"hidden": 12, "layers": 2, "clip_norm": False, **kw}), 40, 6).eval()
+    m = KwsRNN(ModelConfig(**{"hidden": 12, "layers": 2, "clip_norm": False, "conv_channels": 0, **kw}), 40, 6).eval()
     m.set_normalization(torch.randn(40), torch.rand(40) + 0.5)
     return m
 

@@ -206,7 +206,7 @@ class _Spy:
 
 def test_streaming_equals_the_full_forward_pass_over_the_same_frames():
     torch.manual_seed(0)
-    model = KwsRNN(ModelConfig(hidden=8, layers=2, head="last", clip_norm=False), 40, 3).eval()
+    model = KwsRNN(ModelConfig(hidden=8, layers=2, head="last", clip_norm=False, conv_channels=0), 40, 3).eval()
     spy = _Spy(TorchScorer(model))
     x = _signal(6.0, bursts=[(1.0, 1.6), (4.0, 4.3)])
     pipe = Pipeline(spy, LABELS, FeatureConfig(), DetectorConfig(streaming=True, preroll_s=0.3))

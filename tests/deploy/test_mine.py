@@ -19,7 +19,8 @@ def extras_run(tiny_tree, tmp_path_factory):
 
     store = build_store(tiny_tree, DataConfig(vocab="yes,no", extras=True), out=tmp_path_factory.mktemp("f"),
                         workers=0, progress=False, log=lambda m: None)
-    cfg = RunConfig(store=str(store), model=ModelConfig(hidden=8, layers=1, head="last", clip_norm=False),
+    cfg = RunConfig(store=str(store), model=ModelConfig(hidden=8, layers=1, head="last", clip_norm=False,
+                                                          conv_channels=0),
                     train=TrainConfig(epochs=1, device="cpu"))
     return store, train(cfg, out=tmp_path_factory.mktemp("runs"), log=lambda m: None, progress=False), cfg
 

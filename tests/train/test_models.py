@@ -34,7 +34,7 @@ def test_unknown_cell_or_head_is_refused():
 
 def test_normalisation_lives_in_the_model():
     torch.manual_seed(0)
-    model = build_model(ModelConfig(hidden=8, layers=1, clip_norm=False), MELS, CLASSES).eval()
+    model = build_model(ModelConfig(hidden=8, layers=1, clip_norm=False, conv_channels=0), MELS, CLASSES).eval()
     mean, std = torch.randn(MELS), torch.rand(MELS) + 0.5
     x = torch.randn(B, T, MELS)
     plain = model(x)
@@ -45,7 +45,7 @@ def test_normalisation_lives_in_the_model():
 
 @pytest.mark.parametrize("cell, head", list(itertools.product(["gru", "lstm"], ["last", "mean"])))
 def test_streaming_steps_equal_the_full_forward(cell, head):
-    model = build_model(ModelConfig(cell=cell, hidden=8, layers=2, head=head, clip_norm=False), MELS,
+    model = build_model(ModelConfig(cell=cell, hidden=8, layers=2, head=head, clip_norm=False, conv_channels=0), MELS,
                         CLASSES).eval()
     x = torch.randn(B, T, MELS)
     state, logits = None, None
@@ -93,11 +93,11 @@ def test_clip_norm_makes_the_model_blind_to_recording_level():
     louder = x + 2.3  # a gain is a constant offset in log-mel
     assert torch.allclose(model(x), model(louder), atol=1e-5)
     assert not model.can_stream
-    plain = build_model(ModelConfig(hidden=8, layers=1, clip_norm=False), MELS, CLASSES).eval()
+    plain = build_model(ModelConfig(hidden=8, layers=1, clip_norm=False, conv_channels=0), MELS, CLASSES).eval()
     assert not torch.allclose(plain(x), plain(louder), atol=1e-3)
 
 
-def test_a_strided_conv_front_halves_the_rnn_steps_and_needs_a_front():
+def test_a_strided_conv_front_halves_the_rnn_steps_and_the_stride_is_unused_without_a_front():
     from kws_hpc.config import RunConfig, TrainConfig, check_config
     from kws_hpc.errors import KwsError
 
@@ -105,8 +105,12 @@ def test_a_strided_conv_front_halves_the_rnn_steps_and_needs_a_front():
     model = build_model(ModelConfig(conv_channels=8, conv_stride=2, hidden=8), 40, 3)
     model.rnn.register_forward_hook(lambda m, args, out: seen.append(args[0].shape))
     assert model(torch.randn(4, 100, 40)).shape == (4, 3) and seen == [(4, 50, 8)]
-    with pytest.raises(KwsError, match="conv-stride"):
-        check_config(RunConfig(store="s", model=ModelConfig(conv_stride=2), train=TrainConfig()))
+    plain = build_model(ModelConfig(conv_channels=0, conv_stride=2, hidden=8), 40, 3)
+    plain.rnn.register_forward_hook(lambda m, args, out: seen.append(args[0].shape))
+    assert plain.front is None and plain(torch.randn(4, 100, 40)).shape == (4, 3) and seen[1] == (4, 100, 40)
+    check_config(RunConfig(store="s", model=ModelConfig(conv_channels=0), train=TrainConfig()))
+    with pytest.raises(KwsError, match="conv-stride 5: use 1..4"):
+        check_config(RunConfig(store="s", model=ModelConfig(conv_stride=5), train=TrainConfig()))
 
 
 def test_forget_bias_starts_the_lstm_forget_gates_and_keeps_old_run_names():
