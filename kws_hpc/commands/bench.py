@@ -38,7 +38,8 @@ def register(sub) -> None:
         q.add_argument("--trials", type=int, default=8)
         q.add_argument("--epochs" if q is s else "--sweep-epochs", dest="sweep_epochs", type=int, default=2,
                        help="epochs per sweep trial (default: 2)")
-        q.add_argument("--space", default="default")
+        q.add_argument("--space", default="bench", help="search space (default: bench, every trial the default "
+                                                        "model, only its weight decay drawn: equal work)")
     for q in (f, t, i, s, a):
         q.add_argument("--out", default="bench_out", help="scratch folder and results.jsonl (default: bench_out)")
         q.set_defaults(func=run)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -70,6 +71,19 @@ def test_shipped_spaces_load_and_map_onto_configs(name):
     assert cfg.model.cell == "lstm" and cfg.train.seed == 2 and cfg.train.epochs == 3
     for k, v in params.items():
         assert getattr(cfg.model, k, getattr(cfg.train, k, None)) == v
+
+
+def test_the_bench_space_gives_every_trial_the_default_recipe_but_its_weight_decay():
+    import optuna
+
+    space = S.load_space("bench", epochs=3)
+    spec = S.SweepSpec(store="x", model="gru", space=space, out="runs")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    cfgs = [S.run_config(spec, S.suggest(study.ask(), space)) for _ in range(5)]
+    assert space["pruner"] == {"type": "none"} and len({c.signature("x") for c in cfgs}) == 5  # 5 runs
+    default = S.run_config(spec, {}, epochs=3)
+    for c in cfgs:
+        assert c.model == default.model and replace(c.train, weight_decay=1e-4) == default.train
 
 
 def test_bad_space_is_one_clear_error(tmp_path):
