@@ -144,7 +144,9 @@ class ModelConfig:
     head: str = field(default="attention", metadata={"choices": HEADS})  # how the sequence is pooled
     conv_channels: int = 128  # CRNN: conv front-end channels (0 = none: the RNN reads the log-mels)
     conv_layers: int = 1  # CRNN: conv layers
-    conv_stride: int = 2  # CRNN: time stride of the first conv layer (2 halves the RNN's steps; unused without one)
+    conv_stride: int = field(default=2, metadata={  # `absent`: what a config written before the field meant
+        "absent": 1, "help": "CRNN: time stride of the first conv layer (2 halves the RNN's steps; unused without"
+                             " one)"})
     clip_norm: bool = True  # subtract each clip's mean log-mel (level invariance; no --streaming)
     forget_bias: float = field(default=0.0, metadata={"neutral": 0.0})  # LSTM: initial forget-gate bias (GRU: unused)
 
@@ -191,9 +193,11 @@ def to_dict(cfg: Any) -> dict:
 
 
 def from_dict(cls, d: dict):
-    """Build `cls` from a dict, ignoring unknown keys and restoring tuples."""
+    """Build `cls` from a dict, ignoring unknown keys and restoring tuples. A field the dict lacks (it was
+    written before the field existed) takes its `absent` metadata where it has one, the value the code
+    had then, else its default: a CRNN checkpoint from before `--conv-stride` keeps stride 1."""
     names = {f.name: f for f in dataclasses.fields(cls)}
-    kw = {}
+    kw = {k: f.metadata["absent"] for k, f in names.items() if "absent" in f.metadata and k not in d}
     for k, v in d.items():
         if k in names:
             kw[k] = tuple(v) if isinstance(v, list) else v

@@ -113,6 +113,20 @@ def test_a_strided_conv_front_halves_the_rnn_steps_and_the_stride_is_unused_with
         check_config(RunConfig(store="s", model=ModelConfig(conv_stride=5), train=TrainConfig()))
 
 
+def test_a_crnn_checkpoint_from_before_the_stride_option_loads_with_stride_1(tmp_path):
+    from kws_hpc.config import FeatureConfig, from_dict, to_dict
+    from kws_hpc.train.evaluate import load_checkpoint
+
+    old = build_model(ModelConfig(conv_channels=8, conv_stride=1, hidden=8), 40, 3).eval()
+    written_then = {k: v for k, v in to_dict(old.cfg).items() if k != "conv_stride"}  # no such key then
+    torch.save({"model": old.state_dict(), "model_config": written_then, "labels": ["a", "b", "c"],
+                "feature_config": to_dict(FeatureConfig())}, tmp_path / "best.pt")
+    model, _ = load_checkpoint(tmp_path / "best.pt")
+    x = torch.randn(2, 100, 40)
+    assert model.cfg.conv_stride == 1 and torch.equal(model(x), old(x))
+    assert from_dict(ModelConfig, to_dict(ModelConfig())) == ModelConfig()  # a key that is there is kept
+
+
 def test_forget_bias_starts_the_lstm_forget_gates_and_keeps_old_run_names():
     from kws_hpc.config import RunConfig, TrainConfig, signature, to_dict
 
