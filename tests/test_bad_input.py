@@ -153,6 +153,7 @@ CASES = [
     ("bench infer --model {root}/missing.onnx --out {tmp}/b", "does not exist"),
     ("bench features --data {tree} --vocab nope --out {tmp}/b", "no word folder for 'nope'"),
     ("bench features --data {tree} --rounds 0 --out {tmp}/b", "--rounds 0 must be >= 1"),
+    ("bench sweep --store {store} --space nope --out {tmp}/b", "no search space 'nope'"),
     # data
     ("data synth {tmp}/c --speakers 0", "speakers >= 1"),
     ("data synth {tmp}/c --words Yes,no", "lower-case"),
