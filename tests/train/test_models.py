@@ -131,8 +131,8 @@ def test_forget_bias_starts_the_lstm_forget_gates_and_keeps_old_run_names():
     from kws_hpc.config import RunConfig, TrainConfig, signature, to_dict
 
     h = 8
-    model = build_model(ModelConfig(cell="lstm", hidden=h, forget_bias=1.0), MELS, CLASSES)
-    plain = build_model(ModelConfig(cell="lstm", hidden=h), MELS, CLASSES)
+    model = build_model(ModelConfig(cell="lstm", hidden=h, layers=2, forget_bias=1.0), MELS, CLASSES)
+    plain = build_model(ModelConfig(cell="lstm", hidden=h, layers=2), MELS, CLASSES)
     for layer in range(2):  # gates: input, forget, cell, output; the two biases add up
         total = getattr(model.rnn, f"bias_ih_l{layer}") + getattr(model.rnn, f"bias_hh_l{layer}")
         assert torch.equal(total[h:2 * h], torch.ones(h))
