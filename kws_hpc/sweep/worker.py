@@ -114,7 +114,7 @@ def run_worker(storage: str, name: str, index: int = 0, log: Callable[[str], Non
         if c["COMPLETE"] + c["PRUNED"] >= spec.trials:
             break
         if c["COMPLETE"] + c["PRUNED"] + c["RUNNING"] + c["WAITING"] >= spec.trials and not c["WAITING"]:
-            time.sleep(min(spec.heartbeat, 5))  # the last trials run elsewhere; stay to retry any that die
+            time.sleep(min(spec.heartbeat, 1))  # the last trials run elsewhere; stay to retry any that die
             continue
         last: list = []
         if not _one_trial(study, store, sid, spec, done, last, log):
