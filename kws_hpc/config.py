@@ -134,12 +134,11 @@ class ModelConfig:
     """RNN classifier; GRU and LSTM differ only in `cell`. By default a conv layer of 128 channels with
     stride 2 reads the log-mels, so the RNN runs over half the frames (BENCHMARKS.md 7j: over 5 speaker
     folds of the shared real set, +1.2 points of validation accuracy for the GRU and +3.3 for the LSTM,
-    with 30 epochs; +1.0 / +1.4 on the built-in corpus), and one RNN layer reads the conv layer (7k: the
-    same accuracy as two over the same folds and seeds, in half the training time)."""
+    with 30 epochs; +1.0 / +1.4 on the built-in corpus)."""
 
     cell: str = field(default="gru", metadata={"choices": CELLS})  # RNN cell
     hidden: int = 128  # hidden units
-    layers: int = 1  # RNN layers
+    layers: int = 2  # RNN layers
     bidirectional: bool = False  # bidirectional RNN
     dropout: float = 0.1  # dropout between RNN layers and before the head
     head: str = field(default="attention", metadata={"choices": HEADS})  # how the sequence is pooled
