@@ -181,6 +181,8 @@ def test_bad_input_is_one_line_and_exit_2(world, tmp_path, capsys, line, says):
     assert not left, left
     if "new/x.db" in line:
         assert not (tmp_path / "new").exists()  # a read-only command creates nothing
+    if line.startswith("bench"):
+        assert not (tmp_path / "b").exists()  # a failed benchmark leaves no --out folder it made
 
 
 def test_the_table_covers_every_command():

@@ -75,11 +75,24 @@ def run_ablation(args) -> int:
 
 
 def run(args) -> int:
+    """Run the benchmark(s); a failed one leaves no --out folder it made (its scratch goes with it)."""
+    import shutil
+
+    out = Path(args.out)
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run(args, out)
+    except BaseException:
+        if made:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _run(args, out: Path) -> int:
     from kws_hpc import bench
     from kws_hpc.io import write_text
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     what = args.bench_command
     rows = []
     if what in ("features", "all"):
