@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from kws_hpc.config import DataConfig
+from kws_hpc.config import DataConfig, TrainConfig
 from kws_hpc.io import write_json
 
 
@@ -25,7 +25,7 @@ class DemoConfig:
     trials: int = 4  # finished trials per sweep (per model family)
     sweep_epochs: int = 4  # epochs per sweep trial: enough to rank configurations
     workers: int = 1  # sweep workers per family (two families run side by side)
-    retrain_epochs: int = 30  # the full default schedule for the best configuration of each family
+    retrain_epochs: int = TrainConfig.epochs  # the full default schedule for the best configuration of each family
     stream_minutes: float = 1.0  # the test stream with keywords the live stage plays
     negative_minutes: float = 10.0  # the test stream without keywords the false alarms are counted on
     fa_per_hour: float = 2.0  # the export's false-alarm budget

@@ -74,8 +74,6 @@ def test_shipped_spaces_load_and_map_onto_configs(name):
 
 
 def test_the_bench_space_gives_every_trial_the_default_recipe_but_its_weight_decay():
-    import optuna
-
     space = S.load_space("bench", epochs=3)
     spec = S.SweepSpec(store="x", model="gru", space=space, out="runs")
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
