@@ -154,6 +154,7 @@ CASES = [
     ("bench features --data {tree} --vocab nope --out {tmp}/b", "no word folder for 'nope'"),
     ("bench features --data {tree} --rounds 0 --out {tmp}/b", "--rounds 0 must be >= 1"),
     ("bench sweep --store {store} --space nope --out {tmp}/b", "no search space 'nope'"),
+    ("bench sweep --store {store} --out {root}/long.wav/b", "choose another --out"),
     # data
     ("data synth {tmp}/c --speakers 0", "speakers >= 1"),
     ("data synth {tmp}/c --words Yes,no", "lower-case"),

@@ -78,9 +78,14 @@ def run(args) -> int:
     """Run the benchmark(s); a failed one leaves no --out folder it made (its scratch goes with it)."""
     import shutil
 
+    from kws_hpc.errors import KwsError
+
     out = Path(args.out)
     made = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise KwsError(f"cannot make the folder {out} ({e.strerror or e}); choose another --out") from None
     try:
         return _run(args, out)
     except BaseException:
