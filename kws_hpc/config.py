@@ -147,6 +147,8 @@ class ModelConfig:
     conv_stride: int = field(default=2, metadata={  # `absent`: what a config written before the field meant
         "absent": 1, "help": "CRNN: time stride of the first conv layer (2 halves the RNN's steps; unused without"
                              " one)"})
+    rnn_stride: int = field(default=1, metadata={"neutral": 1, "help": "time stride between RNN layers: each layer after"
+                                                 " the first reads the mean of each N steps below it (1 = off)"})
     clip_norm: bool = True  # subtract each clip's mean log-mel (level invariance; no --streaming)
     forget_bias: float = field(default=0.0, metadata={"neutral": 0.0})  # LSTM: initial forget-gate bias (GRU: unused)
 
@@ -270,6 +272,7 @@ def check_config(cfg: RunConfig) -> None:
         (0 <= m.dropout < 1, f"dropout {m.dropout} must be in [0, 1)"),
         (m.conv_channels >= 0 and m.conv_layers >= 1, "conv-channels must be >= 0 and conv-layers >= 1"),
         (1 <= m.conv_stride <= 4, f"conv-stride {m.conv_stride}: use 1..4"),
+        (1 <= m.rnn_stride <= 4, f"rnn-stride {m.rnn_stride}: use 1..4"),
         (t.epochs >= 1, f"epochs {t.epochs} must be >= 1"),
         (t.batch_size >= 2, f"batch size {t.batch_size} must be >= 2"),
         (t.lr > 0, f"lr {t.lr} must be > 0"),

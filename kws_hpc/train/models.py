@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from kws_hpc import config
 from kws_hpc.config import ModelConfig
@@ -31,15 +32,19 @@ class KwsRNN(nn.Module):
         self.register_buffer("feat_std", torch.ones(n_mels))
         self.front = _conv_front(n_mels, cfg) if cfg.conv_channels > 0 else None
         rnn_in = cfg.conv_channels if cfg.conv_channels > 0 else n_mels
-        self.rnn = CELLS[cfg.cell](rnn_in, cfg.hidden, num_layers=cfg.layers, batch_first=True,
-                                   dropout=cfg.dropout if cfg.layers > 1 else 0.0,
-                                   bidirectional=cfg.bidirectional)
-        if cfg.cell == "lstm" and cfg.forget_bias:
-            _set_forget_bias(self.rnn, cfg.forget_bias)
         width = cfg.hidden * (2 if cfg.bidirectional else 1)
+        # with an rnn_stride the first layer is its own module and the layers above it read fewer steps
+        lower = 1 if self.pyramid else cfg.layers
+        self.rnn = _rnn(cfg, rnn_in, lower)
+        self.rnn_upper = _rnn(cfg, width, cfg.layers - 1) if self.pyramid else None
+        self.rnn_drop = nn.Dropout(cfg.dropout) if self.pyramid else None
         self.attn = nn.Linear(width, 1) if cfg.head == "attention" else None
         self.drop = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(width, n_classes)
+
+    @property
+    def pyramid(self) -> bool:
+        return self.cfg.rnn_stride > 1 and self.cfg.layers > 1
 
     def set_normalization(self, mean, std) -> None:
         """Store the per-mel mean and std (of the training split) that `normalize` applies."""
@@ -57,6 +62,10 @@ class KwsRNN(nn.Module):
         if self.front is not None:
             x = self.front(x.transpose(1, 2)).transpose(1, 2)
         out, state = self.rnn(x)
+        if self.pyramid:  # the mean of each rnn_stride steps (the last group may be shorter), then the rest
+            k = self.cfg.rnn_stride
+            out = F.avg_pool1d(self.rnn_drop(out).transpose(1, 2), k, k, ceil_mode=True).transpose(1, 2)
+            out, state = self.rnn_upper(out)
         if self.cfg.head == "mean":
             return out.mean(dim=1)
         if self.cfg.head == "attention":
@@ -73,7 +82,7 @@ class KwsRNN(nn.Module):
     @property
     def can_stream(self) -> bool:
         """Frame-by-frame stepping equals the full forward pass for causal models only."""
-        return (self.front is None and not self.cfg.bidirectional and not self.cfg.clip_norm
+        return (self.front is None and not self.pyramid and not self.cfg.bidirectional and not self.cfg.clip_norm
                 and self.cfg.head in ("last", "mean"))
 
     def step(self, frames: torch.Tensor, state=None):
@@ -90,6 +99,15 @@ class KwsRNN(nn.Module):
         total = out.sum(1) if total is None else total + out.sum(1)
         pooled = total / seen if self.cfg.head == "mean" else out[:, -1]
         return self.classifier(pooled), (rnn_state, seen, total)
+
+
+def _rnn(cfg: ModelConfig, n_in: int, layers: int) -> nn.Module:
+    """`layers` stacked GRU or LSTM layers of `cfg.hidden` units (dropout between them)."""
+    rnn = CELLS[cfg.cell](n_in, cfg.hidden, num_layers=layers, batch_first=True,
+                          dropout=cfg.dropout if layers > 1 else 0.0, bidirectional=cfg.bidirectional)
+    if cfg.cell == "lstm" and cfg.forget_bias:
+        _set_forget_bias(rnn, cfg.forget_bias)
+    return rnn
 
 
 def _set_forget_bias(rnn: nn.LSTM, value: float) -> None:

@@ -127,6 +127,27 @@ def test_a_crnn_checkpoint_from_before_the_stride_option_loads_with_stride_1(tmp
     assert from_dict(ModelConfig, to_dict(ModelConfig())) == ModelConfig()  # a key that is there is kept
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_an_rnn_stride_feeds_the_upper_layers_the_mean_of_each_group_of_steps(cell):
+    from kws_hpc.config import RunConfig, TrainConfig, check_config
+    from kws_hpc.errors import KwsError
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(cell=cell, hidden=8, layers=3, rnn_stride=2, conv_channels=0), MELS, 3).eval()
+    assert model.rnn.num_layers == 1 and model.rnn_upper.num_layers == 2 and not model.can_stream
+    seen = []
+    model.rnn_upper.register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    x = torch.randn(2, 21, MELS)  # an odd count: the last group holds one step
+    assert model(x).shape == (2, 3)
+    below, _ = model.rnn(model.normalize(x))
+    assert seen[0].shape == (2, 11, 8)
+    assert torch.allclose(seen[0][:, 3], below[:, 6:8].mean(1)) and torch.allclose(seen[0][:, -1], below[:, -1])
+    one = build_model(ModelConfig(cell=cell, hidden=8, layers=1, rnn_stride=2), MELS, 3)
+    assert one.rnn_upper is None  # one layer: nothing above it to stride
+    with pytest.raises(KwsError, match="rnn-stride 0: use 1..4"):
+        check_config(RunConfig(store="s", model=ModelConfig(rnn_stride=0), train=TrainConfig()))
+
+
 def test_forget_bias_starts_the_lstm_forget_gates_and_keeps_old_run_names():
     from kws_hpc.config import RunConfig, TrainConfig, signature, to_dict
 
@@ -142,6 +163,7 @@ def test_forget_bias_starts_the_lstm_forget_gates_and_keeps_old_run_names():
     # a run without the option is named as before the option existed; setting it names another run
     old = to_dict(ModelConfig())
     old.pop("forget_bias")
+    old.pop("rnn_stride")  # a later model field, neutral at 1
     later = ("device", "hard_negatives", "warp_aug")  # later training fields, neutral at "" and 0
     train = {k: v for k, v in to_dict(TrainConfig()).items() if k not in later}
     before = signature("store", old, train)
