@@ -147,8 +147,10 @@ class ModelConfig:
     conv_stride: int = field(default=2, metadata={  # `absent`: what a config written before the field meant
         "absent": 1, "help": "CRNN: time stride of the first conv layer (2 halves the RNN's steps; unused without"
                              " one)"})
-    rnn_stride: int = field(default=1, metadata={"neutral": 1, "help": "time stride between RNN layers: each layer after"
-                                                 " the first reads the mean of each N steps below it (1 = off)"})
+    rnn_stride: int = field(default=1, metadata={  # neutral/absent: runs and checkpoints from before the field
+        "neutral": 1, "absent": 1,
+        "help": "time stride between RNN layers: each layer after the first reads the mean of each N steps below it"
+                " (1 = off)"})
     clip_norm: bool = True  # subtract each clip's mean log-mel (level invariance; no --streaming)
     forget_bias: float = field(default=0.0, metadata={"neutral": 0.0})  # LSTM: initial forget-gate bias (GRU: unused)
 

@@ -142,6 +142,9 @@ def test_an_rnn_stride_feeds_the_upper_layers_the_mean_of_each_group_of_steps(ce
     below, _ = model.rnn(model.normalize(x))
     assert seen[0].shape == (2, 11, 8)
     assert torch.allclose(seen[0][:, 3], below[:, 6:8].mean(1)) and torch.allclose(seen[0][:, -1], below[:, -1])
+    from kws_hpc.config import from_dict, to_dict
+    written_before = {k: v for k, v in to_dict(ModelConfig(rnn_stride=2)).items() if k != "rnn_stride"}
+    assert from_dict(ModelConfig, written_before).rnn_stride == 1  # a config from before the field: no stride
     one = build_model(ModelConfig(cell=cell, hidden=8, layers=1, rnn_stride=2), MELS, 3)
     assert one.rnn_upper is None  # one layer: nothing above it to stride
     with pytest.raises(KwsError, match="rnn-stride 0: use 1..4"):
