@@ -95,6 +95,7 @@ CASES = [
     ("train --store {store} --lr -1 --out {tmp}/r", "lr -1.0 must be > 0"),
     ("train --store {store} --dropout 1.5 --out {tmp}/r", "dropout 1.5"),
     ("train --store {store} --threads 0 --out {tmp}/r", "--threads 0"),
+    ("train --store {store} --rnn-stride 0 --out {tmp}/r", "rnn-stride 0: use 1..4"),
     ("train --store {store} --device cuda --out {tmp}/r", "CUDA is not available"),
     ("train --store {store} --out {root}/plain.txt " + " ".join(TRAIN), "cannot create the runs folder"),
     ("train --store {store} --out {cut_runs} " + " ".join(TRAIN), "last.pt is unreadable"),
