@@ -155,6 +155,10 @@ class ModelConfig:
     forget_bias: float = field(default=0.0, metadata={"neutral": 0.0})  # LSTM: initial forget-gate bias (GRU: unused)
 
 
+CANNOT_STREAM = ("this model cannot stream (it needs a unidirectional RNN without conv front-end or --rnn-stride, "
+                 "a last or mean head, and no clip-norm); drop --streaming")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation: Adam, clip 1.0, patience 10 as in the reference report; 30 epochs (20 there: the

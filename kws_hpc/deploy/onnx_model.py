@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_hpc.config import FeatureConfig, ModelConfig, from_dict
+from kws_hpc.config import CANNOT_STREAM, FeatureConfig, ModelConfig, from_dict
 from kws_hpc.deploy.detector import DetectorConfig
 from kws_hpc.errors import KwsError
 
@@ -214,8 +214,7 @@ class OnnxScorer:
 
     def step(self, frames: np.ndarray, state: np.ndarray | None):
         if not self.state_size:
-            raise KwsError("this model cannot stream (bidirectional, conv front-end, attention head or clip-norm); "
-                           "drop --streaming")
+            raise KwsError(CANNOT_STREAM)
         x = np.ascontiguousarray(frames, np.float32)
         if state is None:
             state = np.zeros((x.shape[0], self.state_size), np.float32)

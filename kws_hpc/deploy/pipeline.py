@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from kws_hpc.config import FeatureConfig
+from kws_hpc.config import CANNOT_STREAM, FeatureConfig
 from kws_hpc.deploy.detector import Detection, DetectorConfig, EnergyVAD, Gate, Smoother, Trigger, softmax
 from kws_hpc.errors import KwsError
 from kws_hpc.features.logmel import log_mel
@@ -56,8 +56,7 @@ class Pipeline:
             raise KwsError(f"--hop {cfg.hop_s} s is not a whole number of {fc.hop_length}-sample "
                            "feature frames")
         if cfg.streaming and not scorer.can_stream:
-            raise KwsError("this model cannot stream (bidirectional, conv front-end or attention head); "
-                           "drop --streaming")
+            raise KwsError(CANNOT_STREAM)
         self.window = fc.clip_samples
         self.buffer = np.zeros(self.window, np.float32)  # the window before the first sample: see `push`
         self.pending = np.zeros(0, np.float32)

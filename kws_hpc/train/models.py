@@ -91,8 +91,7 @@ class KwsRNN(nn.Module):
         `state` is (rnn_state, frames_seen, running_sum); pass None to start (or after silence).
         """
         if not self.can_stream:
-            raise ValueError("streaming needs a unidirectional model without conv front-end "
-                             "and a last/mean head")
+            raise ValueError(config.CANNOT_STREAM)
         rnn_state, seen, total = state if state is not None else (None, 0, None)
         out, rnn_state = self.rnn(self.normalize(frames), rnn_state)
         seen += out.shape[1]

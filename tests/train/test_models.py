@@ -141,6 +141,8 @@ def test_an_rnn_stride_feeds_the_upper_layers_the_mean_of_each_group_of_steps(ce
     assert model(x).shape == (2, 3)
     below, _ = model.rnn(model.normalize(x))
     assert seen[0].shape == (2, 11, 8)
+    with pytest.raises(ValueError, match="--rnn-stride"):  # the stepping path names why it cannot
+        model.step(x[:, :5])
     assert torch.allclose(seen[0][:, 3], below[:, 6:8].mean(1)) and torch.allclose(seen[0][:, -1], below[:, -1])
     from kws_hpc.config import from_dict, to_dict
     written_before = {k: v for k, v in to_dict(ModelConfig(rnn_stride=2)).items() if k != "rnn_stride"}
