@@ -192,6 +192,10 @@ class TrainConfig:
     deterministic: bool = False  # strict deterministic kernels (bit-identical on CPU)
     device: str = "auto"  # auto | cpu | cuda | mps (not part of the run signature)
     amp: bool = False  # mixed precision (CUDA only)
+    bf16: bool = field(default=False, metadata={  # neutral/absent: float32, what every run before it was
+        "neutral": False, "absent": False,
+        "help": "CPU: the forward pass in bfloat16 autocast where the CPU computes bfloat16 itself (AVX512-BF16 or "
+                "AMX; elsewhere the run is float32 and says so); weights, gradients and evaluation stay float32"})
 
 
 def to_dict(cfg: Any) -> dict:

@@ -7,6 +7,8 @@ deterministic as cuDNN/cuBLAS allow. MPS cannot be made deterministic; asking fo
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import random
 import warnings
@@ -39,6 +41,26 @@ def get_device(name: str = "auto") -> torch.device:
     if base == "mps" and not _mps_available():
         raise KwsError("device mps was requested but MPS is not available here; use --device auto or cpu")
     return torch.device(name)
+
+
+@functools.lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """True on a CPU that computes bfloat16 itself (x86 AVX512-BF16 or AMX-BF16, from /proc/cpuinfo);
+    elsewhere bfloat16 autocast is emulated and no faster than float32."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
+def as_run(cfg):
+    """A RunConfig as it runs here: `bf16` holds only on a CPU device that computes bfloat16 natively, so
+    elsewhere the run is float32 and its signature and config.json say so."""
+    if cfg.train.bf16 and not (get_device(cfg.train.device).type == "cpu" and native_bf16()):
+        return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, bf16=False))
+    return cfg
 
 
 def set_seed(seed: int, deterministic: bool = False, device: torch.device | str | None = None) -> None:

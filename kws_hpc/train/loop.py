@@ -25,12 +25,11 @@ from kws_hpc.errors import KwsError
 from kws_hpc.progress import bar as progress_bar
 from kws_hpc.train.evaluate import inference_ms, load_checkpoint, metrics, predict
 from kws_hpc.train.models import build_model, count_params, spec_augment
-from kws_hpc.runtime import get_device, rng_state, set_rng_state, set_seed
+from kws_hpc.runtime import as_run, get_device, rng_state, set_rng_state, set_seed
 from kws_hpc.features.store import StoreInfo, load_noise, load_split, open_store
 from kws_hpc.train.rundir import RunDir
 
 FORMAT_VERSION = 1
-
 
 
 @dataclass
@@ -60,7 +59,7 @@ class Progress:
 def run_dir(cfg: RunConfig, out: str | Path = "runs", info: Optional[StoreInfo] = None) -> Path:
     """The folder a run config trains into: OUT/<run signature>/."""
     info = info or open_store(cfg.store)
-    return Path(out).expanduser() / cfg.signature(info.signature)
+    return Path(out).expanduser() / as_run(cfg).signature(info.signature)
 
 
 def make_scheduler(opt: torch.optim.Optimizer, tc: TrainConfig, steps_per_epoch: int):
@@ -126,6 +125,8 @@ class _Trainer:
     def __init__(self, cfg: RunConfig, info: StoreInfo, device: torch.device, amp: bool, n_train: int):
         tc = cfg.train
         self.cfg, self.info, self.device, self.amp = cfg, info, device, amp
+        self.bf16 = cfg.train.bf16 and device.type == "cpu"
+        self.cast = torch.bfloat16 if self.bf16 else torch.float16
         self.model = build_model(cfg.model, info.feature_config.n_mels, len(info.labels)).to(device)
         self.model.set_normalization(info.mean, info.std)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
@@ -192,7 +193,7 @@ class _Trainer:
             if tc.time_masks or tc.freq_masks:  # masked spans read as zero after normalisation
                 xb = spec_augment(xb, tc.time_masks, tc.time_mask_width, tc.freq_masks, tc.freq_mask_width,
                                   fill=model.feat_mean)
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            with torch.autocast(self.device.type, dtype=self.cast, enabled=self.amp or self.bf16):
                 logits = model(xb)
                 loss = F.cross_entropy(logits.float(), yb, label_smoothing=tc.label_smoothing)
             self._step(loss)
@@ -252,7 +253,7 @@ def train(cfg: RunConfig, out: str | Path = "runs", on_epoch: Callable[[int, dic
     insists on an existing run (KwsError when there is none); without it a run resumes when it can.
     """
     check_config(cfg)
-    info = open_store(cfg.store)
+    cfg, info = as_run(cfg), open_store(cfg.store)
     run = RunDir(run_dir(cfg, out, info))
     if run.done:
         log(f"run {run.signature} is done: {run.path}")
@@ -282,7 +283,8 @@ def _train(cfg: RunConfig, info: StoreInfo, run: RunDir, on_epoch, log, progress
         log(f"resuming run {sig} after epoch {trainer.progress.epoch}")
     else:
         run.write_config(_config_json(cfg, info, sig))
-        log(f"run {sig}: {cfg.model.cell} on {device}, {count_params(trainer.model):,} parameters, "
+        cast = " (bfloat16 autocast)" if trainer.bf16 else ""
+        log(f"run {sig}: {cfg.model.cell} on {device}{cast}, {count_params(trainer.model):,} parameters, "
             f"{len(data['train'][1])} training clips")
     stopped = _fit(trainer, data, run, on_epoch, log, progress)
     result = _finish(trainer, data, run, stopped)
