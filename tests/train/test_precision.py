@@ -12,17 +12,9 @@ from kws_hpc.config import RunConfig, TrainConfig, from_dict, to_dict
 from kws_hpc.train import load_run, train
 from kws_hpc.train.evaluate import evaluate_checkpoint
 
-from test_loop import quiet, tiny_cfg, weights
+from test_loop import _one_thread, quiet, tiny_cfg, weights  # noqa: F401  (_one_thread: autouse fixture)
 
 NATIVE = runtime.native_bf16()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _config(run) -> dict:
