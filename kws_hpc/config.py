@@ -166,8 +166,8 @@ class TrainConfig:
     peaking at 5e-3 instead of a flat 1e-3 (BENCHMARKS.md 7 and 7f, validation accuracy, 3 seeds: one-cycle
     to 3e-3 gave the GRU +1.0 point on the shared real set and +0.5 on the built-in corpus; a 5e-3 peak then
     gave the GRU +0.8 / +0.2 more and the LSTM +2.8 / -0.5). On a CPU with native bfloat16 the forward
-    pass runs in bfloat16 autocast: a GRU epoch in 0.67-0.70 of the time, an LSTM's in 0.58-0.96, validation
-    accuracy tied on 5 speaker folds x 2 seeds and on both corpora (BENCHMARKS.md 7m)."""
+    pass runs in bfloat16 autocast: a training step 1.46-1.56x faster for the GRU and 1.28-1.94x for the LSTM
+    (idle machine), validation accuracy tied on 5 speaker folds x 2 seeds and on both corpora (BENCHMARKS.md 7m)."""
 
     epochs: int = 30  # maximum epochs
     batch_size: int = 64  # clips per batch

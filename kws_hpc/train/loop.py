@@ -125,7 +125,7 @@ class _Trainer:
     def __init__(self, cfg: RunConfig, info: StoreInfo, device: torch.device, amp: bool, n_train: int):
         tc = cfg.train
         self.cfg, self.info, self.device, self.amp = cfg, info, device, amp
-        self.bf16 = cfg.train.bf16 and device.type == "cpu"
+        self.bf16 = cfg.train.bf16  # as_run has kept it only where the CPU computes bfloat16
         self.cast = torch.bfloat16 if self.bf16 else torch.float16
         self.model = build_model(cfg.model, info.feature_config.n_mels, len(info.labels)).to(device)
         self.model.set_normalization(info.mean, info.std)
