@@ -19,13 +19,14 @@ from typing import Callable, Optional
 import numpy as np
 
 from kws_hpc.data import split as D
-from kws_hpc.config import SPLITS, DataConfig, FeatureConfig, signature, to_dict
+from kws_hpc.config import SPLITS, DataConfig, FeatureConfig, signature
 from kws_hpc.errors import KwsError
 from kws_hpc.features.logmel import add_noise, log_mels, time_shift
 from kws_hpc.features.padding import clip_rng, noise_windows, pad_clip
+from kws_hpc.features.slots import close_slots, open_slots, worker_slots
 from kws_hpc.data.source import BadClip, FolderSource, Source, decode_wav, fix_length, open_source, wav_samples
 from kws_hpc.features.store import (MANIFEST, PARTIAL, SUMMARY, SplitWriter, check_split, chunk_sums, is_complete,
-                                    problems, split_attrs, split_file)
+                                    log_summary, problems, split_attrs, split_file, summarize)
 from kws_hpc.io import lock, remove_stale, write_json
 from kws_hpc.progress import bar as progress_bar
 
@@ -164,6 +165,7 @@ def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint:
     clips, keywords, extras = D.scan(source, data_cfg)
     labels = D.label_names(keywords, extras)
     noise = _read_noise(source, feat_cfg)
+    slots = open_slots(workers, CHUNK * (data_cfg.augment + 1), feat_cfg)  # before the workers fork
     pool = _pool(workers, noise, feat_cfg)
     try:
         windows = _noise_windows_later(pool, feat_cfg)  # computed by a worker while the clips are checked
@@ -186,14 +188,17 @@ def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint:
                 continue
             todo.append(_Split(split, path, [c for c in used if c.split == split],
                                data_cfg.augment if split == "train" else 0))
-        _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg, pool, progress, windows)
+        _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg, pool, progress, windows, slots)
     finally:
+        if slots is not None:
+            slots.stop()  # a task still waiting for a slot gives up, so the pool can end
         if pool is not None:
             pool.close()
             pool.join()
-    summary = _summary(clips, labels, sig, fingerprint, data, feat_cfg, data_cfg, time.perf_counter() - t0)
+        close_slots()
+    summary = summarize(clips, labels, sig, fingerprint, data, feat_cfg, data_cfg, time.perf_counter() - t0)
     write_json(store / SUMMARY, summary)
-    _log_summary(summary, log)
+    log_summary(summary, log)
     return store
 
 
@@ -256,14 +261,21 @@ class _Split:
 
 
 def _featurize_for(task):
-    """(split name, features, their per-mel sums for train.h5's statistics) of a (split name, task) pair."""
-    feats = _featurize(task[1])
-    return task[0], feats, chunk_sums(feats, feats.shape[-1]) if task[0] == "train" else None
+    """(split name, features, their per-mel sums for train.h5's statistics, None) of a (split name, task,
+    slot) triple; with a slot, the features go into it and their row count takes their place."""
+    name, job, slot = task
+    feats = _featurize(job)
+    sums = chunk_sums(feats, feats.shape[-1]) if name == "train" else None
+    return (name, feats, sums, None) if slot is None else (name, worker_slots().put(slot, feats), sums, slot)
 
 
-def _tasks(source, used: list, todo: list, feat_cfg, data_cfg):
-    """(split name, task) pairs: every split's words read in one pass over the source, in source order,
-    each split's chunks filled in its own row order (words, then silence) exactly as it is written."""
+def _tasks(source, used: list, todo: list, feat_cfg, data_cfg, slots=None):
+    """(split name, task, slot) triples: every split's words read in one pass over the source, in source
+    order, each split's chunks filled in its own row order (words, then silence) exactly as it is written;
+    with `slots`, each task waits for a free slot to return its features in."""
+    def slot():
+        return None if slots is None else slots.take()
+
     split_of = {s.name: s for s in todo}
     buffers: dict = {s.name: [] for s in todo}
     words = [c for c in used if c.split in split_of and c.label != D.SILENCE]
@@ -272,7 +284,7 @@ def _tasks(source, used: list, todo: list, feat_cfg, data_cfg):
         buffers[s.name].append((payload, clip, s.copies))
         if len(buffers[s.name]) == CHUNK:
             chunk, buffers[s.name] = buffers[s.name], []
-            return [(s.name, (feat_cfg, data_cfg, chunk))]
+            return [(s.name, (feat_cfg, data_cfg, chunk), slot())]
         return []
 
     for clip, (rel, payload) in zip(words, _payloads(source, [c.path for c in words])):
@@ -282,7 +294,7 @@ def _tasks(source, used: list, todo: list, feat_cfg, data_cfg):
         for clip in s.rows[len(s.words):]:  # the split's silence, cut from the noise the workers hold
             yield from add(s, None, clip)
         if buffers[s.name]:
-            yield s.name, (feat_cfg, data_cfg, buffers[s.name])
+            yield s.name, (feat_cfg, data_cfg, buffers[s.name]), slot()
 
 
 def _noise_windows_later(pool, feat_cfg: FeatureConfig) -> Callable[[], np.ndarray]:
@@ -294,7 +306,8 @@ def _windows(feat_cfg: FeatureConfig) -> np.ndarray:
     return noise_windows(_NOISE, feat_cfg)  # the worker's copy of the noise
 
 
-def _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg, pool, progress, windows) -> None:
+def _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg, pool, progress, windows,
+               slots=None) -> None:
     """Featurise every split still to write in one stream of tasks (one pass over an archive), each
     result appended to its split's file; the files are renamed into place once complete."""
     index = {lab: i for i, lab in enumerate(labels)}
@@ -315,34 +328,16 @@ def _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg,
         total = sum(w.n for w in writers.values())
         desc = ", ".join(f"{s.name}.h5" for s in todo)
         with progress_bar(total, desc, "clip", progress) as bar:
-            for name, feats, sums in _map(pool, _featurize_for, _tasks(source, used, todo, feat_cfg, data_cfg)):
-                writers[name].append(feats, sums)
+            for name, feats, sums, slot in _map(pool, _featurize_for,
+                                                _tasks(source, used, todo, feat_cfg, data_cfg, slots)):
+                if slot is not None:
+                    feats = slots.read(slot, feats)
+                writers[name].append(feats, sums)  # written before the slot is handed out again
                 bar.update(len(feats))
+                if slot is not None:
+                    slots.release(slot)
         for s in todo:
             writers.pop(s.name).close()
     finally:
         for w in writers.values():
             w.abort()
-
-
-def _summary(clips, labels, sig, fingerprint, data, feat_cfg, data_cfg, seconds) -> dict:
-    skipped = Counter(c.reason.split(":")[0] for c in clips if c.reason)
-    bad = [{"path": c.path, "reason": c.reason} for c in clips
-           if c.reason and not c.reason.startswith(("word not in", "unknown word not", "over quota"))]
-    return {
-        "signature": sig, "fingerprint": fingerprint, "data": str(Path(data).resolve()), "labels": labels,
-        "feature_config": to_dict(feat_cfg), "data_config": to_dict(data_cfg),
-        "counts": D.split_counts(clips, labels, data_cfg),
-        "augmented_copies": data_cfg.augment,
-        "clips_seen": len([c for c in clips if c.label != D.SILENCE]),
-        "skipped": dict(skipped), "bad_clips": bad, "seconds": round(seconds, 2),
-    }
-
-
-def _log_summary(summary: dict, log) -> None:
-    c = summary["counts"]
-    log(f"store {summary['signature']}: {len(summary['labels'])} classes, train {c['train']['total']}"
-        f" (+{summary['augmented_copies']}x augmented), val {c['val']['total']}, test {c['test']['total']} clips"
-        f" in {summary['seconds']:.1f} s")
-    if summary["bad_clips"]:
-        log(f"skipped {len(summary['bad_clips'])} unusable clip(s); reasons in clips.tsv and summary.json")

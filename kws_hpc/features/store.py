@@ -270,3 +270,32 @@ def check_compatible(info: StoreInfo, labels: list, feature_config: dict | Featu
     if diff:
         raise KwsError(f"{what} used a different feature config than store {info.path} ({'; '.join(diff)}); "
                        "rebuild the store with the checkpoint's feature settings")
+
+
+def summarize(clips, labels, sig, fingerprint, data, feat_cfg, data_cfg, seconds) -> dict:
+    """summary.json of a finished store: its configs, class counts per split, skipped and bad clips."""
+    from collections import Counter
+
+    from kws_hpc.data import split as D
+
+    skipped = Counter(c.reason.split(":")[0] for c in clips if c.reason)
+    bad = [{"path": c.path, "reason": c.reason} for c in clips
+           if c.reason and not c.reason.startswith(("word not in", "unknown word not", "over quota"))]
+    return {
+        "signature": sig, "fingerprint": fingerprint, "data": str(Path(data).resolve()), "labels": labels,
+        "feature_config": to_dict(feat_cfg), "data_config": to_dict(data_cfg),
+        "counts": D.split_counts(clips, labels, data_cfg),
+        "augmented_copies": data_cfg.augment,
+        "clips_seen": len([c for c in clips if c.label != D.SILENCE]),
+        "skipped": dict(skipped), "bad_clips": bad, "seconds": round(seconds, 2),
+    }
+
+
+def log_summary(summary: dict, log) -> None:
+    """The feature job's closing lines."""
+    c = summary["counts"]
+    log(f"store {summary['signature']}: {len(summary['labels'])} classes, train {c['train']['total']}"
+        f" (+{summary['augmented_copies']}x augmented), val {c['val']['total']}, test {c['test']['total']} clips"
+        f" in {summary['seconds']:.1f} s")
+    if summary["bad_clips"]:
+        log(f"skipped {len(summary['bad_clips'])} unusable clip(s); reasons in clips.tsv and summary.json")
