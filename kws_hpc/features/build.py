@@ -35,11 +35,15 @@ _NOISE: dict = {}
 
 
 def _init_worker(noise: dict) -> None:
+    import signal
+
     import torch
 
     global _NOISE
     _NOISE = noise
     torch.set_num_threads(1)  # one process per core; intra-op threads would fight over them
+    if mp.current_process().name != "MainProcess":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
 
 
 def _bytes(payload) -> bytes:
@@ -189,11 +193,13 @@ def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint:
             todo.append(_Split(split, path, [c for c in used if c.split == split],
                                data_cfg.augment if split == "train" else 0))
         _write_all(source, used, todo, labels, sig, fingerprint, feat_cfg, data_cfg, pool, progress, windows, slots)
+        if pool is not None:
+            pool.close()
     finally:
         if slots is not None:
             slots.stop()  # a task still waiting for a slot gives up, so the pool can end
         if pool is not None:
-            pool.close()
+            pool.terminate()  # after close(): the workers are done; after an error or Ctrl-C: stop them now
             pool.join()
         close_slots()
     summary = summarize(clips, labels, sig, fingerprint, data, feat_cfg, data_cfg, time.perf_counter() - t0)
