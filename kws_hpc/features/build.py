@@ -24,7 +24,8 @@ from kws_hpc.errors import KwsError
 from kws_hpc.features.logmel import add_noise, log_mels, time_shift
 from kws_hpc.features.padding import clip_rng, noise_windows, pad_clip
 from kws_hpc.features.slots import close_slots, open_slots, worker_slots
-from kws_hpc.data.source import BadClip, FolderSource, Source, decode_wav, fix_length, open_source, wav_samples
+from kws_hpc.data.source import (HEAD, BadClip, FolderSource, Source, decode_wav, fix_length, open_source,
+                                 wav_samples)
 from kws_hpc.features.store import (MANIFEST, PARTIAL, SUMMARY, SplitWriter, check_split, chunk_sums, is_complete,
                                     log_summary, problems, split_attrs, split_file, summarize)
 from kws_hpc.io import lock, remove_stale, write_json
@@ -61,8 +62,17 @@ def _probe(item):
             return rel, wav_samples(io.BytesIO(payload[0]), payload[1]), ""
         if isinstance(payload, bytes):
             return rel, wav_samples(io.BytesIO(payload), len(payload)), ""
-        with open(payload, "rb") as fh:
-            return rel, wav_samples(fh, os.fstat(fh.fileno()).st_size), ""
+        fd = os.open(payload, os.O_RDONLY)  # raw calls: ~2x faster than a buffered file for 1 KB
+        try:
+            head, size = os.read(fd, HEAD), os.fstat(fd).st_size
+            if len(head) < size:
+                try:
+                    return rel, wav_samples(io.BytesIO(head), size), ""
+                except EOFError:  # a header longer than HEAD (many chunks before the audio): all of it
+                    head += os.read(fd, size)
+            return rel, wav_samples(io.BytesIO(head), len(head)), ""
+        finally:
+            os.close(fd)
     except EOFError:
         return rel, -2, ""  # the kept head ends before the WAV header does: read the whole clip
     except BadClip as e:
@@ -89,18 +99,19 @@ def _featurize(task):
     feat_cfg, data_cfg, jobs = task
     n = feat_cfg.clip_samples
     waves = []
-    for payload, clip, copies in jobs:
-        if clip.label == D.SILENCE:
-            wave = clip.gain * fix_length(_NOISE[clip.path.split("#")[0]][clip.start:clip.start + n], n)
+    for payload, path, silence, copies in jobs:
+        if silence is not None:  # (start, gain) of a _silence_ segment
+            start, gain = silence
+            wave = gain * fix_length(_NOISE[path.split("#")[0]][start:start + n], n)
         else:
             try:
                 wave = decode_wav(_bytes(payload), feat_cfg.sample_rate)
-                rng = clip_rng(clip.path, data_cfg.seed) if len(wave) < n else None  # only if padded: ~60 us
+                rng = clip_rng(path, data_cfg.seed) if len(wave) < n else None  # only if padded: ~60 us
                 wave = pad_clip(wave, n, data_cfg.pad, rng)
             except BadClip as e:  # its header was sound: the audio itself is not
-                raise KwsError(f"{clip.path}: {e}; remove the file and re-run (its header looked sound)") from None
+                raise KwsError(f"{path}: {e}; remove the file and re-run (its header looked sound)") from None
         waves.append(wave)
-        waves += [_augment(wave, clip.path, k, data_cfg, feat_cfg.sample_rate) for k in range(1, copies + 1)]
+        waves += [_augment(wave, path, k, data_cfg, feat_cfg.sample_rate) for k in range(1, copies + 1)]
     x = np.stack(waves).astype(np.float32, copy=False)
     return log_mels(x, feat_cfg).astype(feat_cfg.dtype)
 
@@ -286,8 +297,9 @@ def _tasks(source, used: list, todo: list, feat_cfg, data_cfg, slots=None):
     buffers: dict = {s.name: [] for s in todo}
     words = [c for c in used if c.split in split_of and c.label != D.SILENCE]
 
-    def add(s: _Split, payload, clip):
-        buffers[s.name].append((payload, clip, s.copies))
+    def add(s: _Split, payload, clip):  # a plain tuple per clip: unpickling a Clip costs a worker ~7 us
+        silence = (clip.start, clip.gain) if clip.label == D.SILENCE else None
+        buffers[s.name].append((payload, clip.path, silence, s.copies))
         if len(buffers[s.name]) == CHUNK:
             chunk, buffers[s.name] = buffers[s.name], []
             return [(s.name, (feat_cfg, data_cfg, chunk), slot())]

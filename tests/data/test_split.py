@@ -18,6 +18,15 @@ def test_speaker_is_name_up_to_nohash():
     assert speaker_of("noise/odd.wav") == "odd"
 
 
+@pytest.mark.parametrize("path", ["yes/a.b_nohash_0.wav", "yes/.wav", "yes/..wav", "yes/...a.wav", "yes/noext",
+                                  "a.b/c", "yes/b.", "yes/.a.b", "f.wav", "yes/_nohash_.wav", "x/y/z_nohash_1.mp3"])
+def test_speaker_of_cuts_the_extension_as_splitext_does(path):
+    import os
+
+    stem = os.path.splitext(path.rsplit("/", 1)[-1])[0]
+    assert speaker_of(path) == stem.split("_nohash_")[0]
+
+
 def test_hash_split_is_the_data_sets_rule():
     # The rule from the data set's README, spelled out: sha1 of the speaker id as an integer.
     name = "right/988e2f9a_nohash_0.wav"

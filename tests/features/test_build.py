@@ -106,6 +106,34 @@ def test_bad_clips_are_skipped_with_reasons(tmp_path):
     assert sum(summary["counts"][s]["total"] for s in ("train", "val", "test")) == 24
 
 
+def _with_chunk_before_audio(wav: bytes, n: int) -> bytes:
+    """The same WAV with an n-byte LIST chunk between its format and its data (the RIFF size mended)."""
+    import struct
+
+    body = wav[12:36] + b"LIST" + struct.pack("<I", n) + b"x" * n + wav[36:]
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body
+
+
+@pytest.mark.parametrize("extra", [0, 900, 5000])  # the header within the first read (0, 900), or past it
+def test_the_header_probe_of_a_file_equals_that_of_its_bytes(tmp_path, extra):
+    from kws_hpc.data.source import decode_wav
+    from kws_hpc.features.build import _probe
+
+    tree = make_tree(tmp_path / "d", words=["yes"], speakers=1, noise=False)
+    clip = next((tree / "yes").iterdir())
+    data = _with_chunk_before_audio(clip.read_bytes(), extra) if extra else clip.read_bytes()
+    clip.write_bytes(data)
+    samples = len(decode_wav(data))
+    cases = {"whole": data, "truncated": data[:-500], "short": data[:30], "empty": b""}
+    for name, payload in cases.items():
+        (tmp_path / name).write_bytes(payload)
+        assert _probe((name, str(tmp_path / name))) == _probe((name, payload)), name
+    assert _probe(("c", str(clip))) == ("c", samples, "")
+    assert _probe(("t", str(tmp_path / "truncated")))[2].startswith("truncated WAV")
+    assert _probe(("d", str(tmp_path)))[1:] == (-1, "unreadable file: Is a directory")
+    assert _probe(("m", str(tmp_path / "missing.wav")))[1:] == (-1, "unreadable file: No such file or directory")
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["features", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "f")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
