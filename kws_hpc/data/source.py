@@ -9,6 +9,7 @@ job dying.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import posixpath
 import tarfile
@@ -53,6 +54,37 @@ class Source:
         for e in sorted(self.files(), key=lambda e: e.path):
             h.update(f"{e.path}\t{e.size}\n".encode())
         return h.hexdigest()[:16]
+
+
+def probe(item: tuple) -> tuple[str, int, str]:
+    """(path, samples, reason) of a (path, payload) pair from the clip's WAV header alone, nothing decoded.
+
+    The payload is a file name, the file's bytes, or (the first bytes of an archive member, its size).
+    Samples are -1 with the reason for an unusable clip, and -2 when the first bytes end before the header
+    does (read the whole member and ask again)."""
+    rel, payload = item
+    try:
+        if isinstance(payload, tuple):  # (the first bytes of an archive member, its size)
+            return rel, wav_samples(io.BytesIO(payload[0]), payload[1]), ""
+        if isinstance(payload, bytes):
+            return rel, wav_samples(io.BytesIO(payload), len(payload)), ""
+        fd = os.open(payload, os.O_RDONLY)  # raw calls: one read, no buffered file object
+        try:
+            head, size = os.read(fd, HEAD), os.fstat(fd).st_size
+            if len(head) < size:
+                try:
+                    return rel, wav_samples(io.BytesIO(head), size), ""
+                except EOFError:  # a header longer than HEAD (many chunks before the audio): all of it
+                    head += os.read(fd, size)
+            return rel, wav_samples(io.BytesIO(head), len(head)), ""
+        finally:
+            os.close(fd)
+    except EOFError:
+        return rel, -2, ""  # the kept head ends before the WAV header does: read the whole clip
+    except BadClip as e:
+        return rel, -1, str(e)
+    except OSError as e:
+        return rel, -1, f"unreadable file: {e.strerror or e}"
 
 
 class FolderSource(Source):
@@ -126,7 +158,7 @@ class FolderSource(Source):
                 yield p, f.read_bytes()
 
 
-HEAD = 1024  # bytes of each .wav member kept while listing an archive: its header (44 bytes in the data set)
+HEAD = 1024  # bytes of a clip read for its header (44 in the data set), and kept of each archive member listed
 KEEP_BYTES = 1 << 20  # other members up to this size are kept too (README, the official lists)
 KEEP_DIR = "_background_noise_/"  # and the background noise, which every store reads
 

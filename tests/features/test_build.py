@@ -117,7 +117,7 @@ def _with_chunk_before_audio(wav: bytes, n: int) -> bytes:
 @pytest.mark.parametrize("extra", [0, 900, 5000])  # the header within the first read (0, 900), or past it
 def test_the_header_probe_of_a_file_equals_that_of_its_bytes(tmp_path, extra):
     from kws_hpc.data.source import decode_wav
-    from kws_hpc.features.build import _probe
+    from kws_hpc.data.source import probe as _probe
 
     tree = make_tree(tmp_path / "d", words=["yes"], speakers=1, noise=False)
     clip = next((tree / "yes").iterdir())

@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent("""
     from kws_hpc.cli import main
     from kws_hpc.features import build as B
     phase, at = sys.argv[1], int(sys.argv[2])
-    probe, bar = B._probe, B.progress_bar
+    probe, bar = B.probe, B.progress_bar
     def slow_probe(item):
         time.sleep(0.01)
         return probe(item)
@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent("""
             if (phase in self.desc) and self.n >= at:
                 os.killpg(0, signal.SIGINT)
                 time.sleep(5)  # the signal lands here
-    B._probe, B.progress_bar = slow_probe, Bar
+    B.probe, B.progress_bar = slow_probe, Bar
     sys.exit(main(["features", "--data", sys.argv[3], "--vocab", "yes,no", "--out", sys.argv[4], "--workers", "2",
                    "--augment", "1", "--no-progress"]))
 """)
