@@ -22,6 +22,7 @@ class DemoConfig:
     """Sizes chosen so the demo runs in minutes on a 2-core laptop CPU."""
 
     speakers: int = 300  # synthetic voices; the hash split keeps about 80/10/10 of them per split
+    takes: int = 1  # one take of each word (`data synth` says each three times): keeps the demo at minutes
     trials: int = 4  # finished trials per sweep (per model family)
     sweep_epochs: int = 4  # epochs per sweep trial: enough to rank configurations
     workers: int = 1  # sweep workers per family (two families run side by side)
@@ -56,7 +57,7 @@ def run_demo(out: str | Path = "demo_out", cfg: DemoConfig = DemoConfig(), log: 
 
     stage("1/7 corpus")
     corpus = out / "corpus"
-    synth_corpus(corpus, words=DEFAULT_WORDS, speakers=cfg.speakers, seed=cfg.seed)
+    synth_corpus(corpus, words=DEFAULT_WORDS, speakers=cfg.speakers, seed=cfg.seed, takes=cfg.takes)
 
     stage("2/7 feature store")
     store = build_store(corpus, DataConfig(vocab="seed12", extras=True), out=out / "features", log=log)

@@ -16,6 +16,8 @@ def register(sub) -> None:
                                     "clips with random gain and background noise, in the Speech Commands layout.")
     s.add_argument("out", help="folder to write (created; an interrupted run is completed on re-run)")
     s.add_argument("--speakers", type=int, default=100, help="distinct voice recipes (default: 100)")
+    s.add_argument("--takes", type=int, default=None,
+                   help="times each speaker says each word, pitch and speed jittered (default: 3)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--words", default=None, help="comma list of words (default: seed12 + v2-12 + a few others)")
     s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
@@ -53,10 +55,12 @@ def _words(text):
 
 
 def _synth(args) -> int:
-    from kws_hpc.data.synth import DEFAULT_WORDS, synth_corpus
+    from kws_hpc.data.synth import DEFAULT_TAKES, DEFAULT_WORDS, synth_corpus
 
     words = _words(args.words) or DEFAULT_WORDS
-    summary = synth_corpus(args.out, words=words, speakers=args.speakers, seed=args.seed, workers=args.workers)
+    takes = DEFAULT_TAKES if args.takes is None else args.takes
+    summary = synth_corpus(args.out, words=words, speakers=args.speakers, seed=args.seed, workers=args.workers,
+                           takes=takes)
     print(f"wrote {summary['clips']} clips of {len(words)} words by {summary['speakers']} speakers "
           f"in {summary['seconds']:.1f} s")
     print(args.out)

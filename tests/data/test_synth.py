@@ -20,7 +20,7 @@ needs_tts = pytest.mark.skipif(not (shutil.which("espeak-ng") or shutil.which("f
 
 
 def make(out: Path, **kw) -> dict:
-    args = dict(words=WORDS, speakers=SPEAKERS, seed=3, noise_files=NOISE, workers=2, progress=False)
+    args = dict(words=WORDS, speakers=SPEAKERS, seed=3, noise_files=NOISE, workers=2, progress=False, takes=1)
     return synth.synth_corpus(out, **{**args, **kw})
 
 
@@ -49,6 +49,34 @@ def test_layout_and_wav_format(corpus):
             info = sf.info(f)
             assert (info.samplerate, info.channels, info.frames, info.subtype) == (16000, 1, 16000, "PCM_16")
     assert not list(root.rglob("*.tmp"))
+
+
+@needs_tts
+def test_more_takes_add_files_and_keep_the_first_takes_bytes(corpus, tmp_path):
+    root, _ = corpus
+    summary = make(tmp_path / "takes", words=WORDS[:2], takes=3)
+    assert summary["clips"] == 2 * SPEAKERS * 3
+    for word in WORDS[:2]:
+        names = sorted(p.name for p in (tmp_path / "takes" / word).glob("*.wav"))
+        assert len(names) == 3 * SPEAKERS and {n.split("_nohash_")[1] for n in names} == {"0.wav", "1.wav", "2.wav"}
+        for n in names:  # take 0 is the one-take corpus's clip; the others are new renderings
+            data = (tmp_path / "takes" / word / n).read_bytes()
+            assert (data == (root / word / n).read_bytes()) if n.endswith("_0.wav") else not (root / word / n).exists()
+        takes = [(tmp_path / "takes" / word / names[0].replace("_0.wav", f"_{k}.wav")).read_bytes() for k in range(3)]
+        assert len(set(takes)) == 3
+    assert "takes=3" in (tmp_path / "takes" / "README.md").read_text()
+
+
+@needs_tts
+def test_the_command_says_each_word_three_times_by_default(tmp_path, capsys):
+    from kws_hpc.cli import main
+
+    assert main(["data", "synth", str(tmp_path / "c"), "--speakers", "2", "--words", "yes", "--workers", "1"]) == 0
+    assert len(list((tmp_path / "c" / "yes").glob("*_nohash_[012].wav"))) == 6 == 2 * synth.DEFAULT_TAKES
+    assert main(["data", "synth", str(tmp_path / "d"), "--speakers", "2", "--words", "yes", "--takes", "1"]) == 0
+    assert [p.name.split("_nohash_")[1] for p in (tmp_path / "d" / "yes").glob("*.wav")] == ["0.wav"] * 2
+    assert main(["data", "synth", str(tmp_path / "e"), "--takes", "0"]) == 2
+    assert "takes >= 1" in capsys.readouterr().err
 
 
 @needs_tts
