@@ -158,6 +158,7 @@ CASES = [
     ("bench sweep --store {store} --out {root}/long.wav/b", "choose another --out"),
     # data
     ("data synth {tmp}/c --speakers 0", "speakers >= 1"),
+    ("data synth {tmp}/c --takes 0", "takes >= 1"),
     ("data synth {tmp}/c --words Yes,no", "lower-case"),
     ("data stream --corpus {tree} --out {tmp}/s.mp3", "must end in .wav"),
     ("data stream --corpus {tree} --out {tmp}/s.wav --keyword-share 2", "--keyword-share and --noise-share"),

@@ -77,6 +77,7 @@ def test_the_command_says_each_word_three_times_by_default(tmp_path, capsys):
     assert [p.name.split("_nohash_")[1] for p in (tmp_path / "d" / "yes").glob("*.wav")] == ["0.wav"] * 2
     assert main(["data", "synth", str(tmp_path / "e"), "--takes", "0"]) == 2
     assert "takes >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()  # refused before anything is written
 
 
 @needs_tts
