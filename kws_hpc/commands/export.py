@@ -9,7 +9,7 @@ from kws_hpc.options import add_config_args, config_from_args
 DETECTOR_FLAGS = {"smooth_s": "--smooth", "refractory_s": "--refractory", "hold_s": "--hold"}
 DESCRIPTION = (
     "Rebuild the model from RUN/best.pt or CKPT (or the run with the best validation accuracy under "
-    "--best RUNS), convert it to ONNX with its label order, feature config, normalisation and detector "
+    "--best RUNS; several RUN|CKPT: their posteriors averaged in one graph), convert it to ONNX with its label order, feature config, normalisation and detector "
     "settings inside, check it gives the checkpoint's outputs on the store's test clips (max |difference| "
     "<= 1e-4), choose the threshold on validation-split streams (the fewest misses on a keyword stream within "
     "--fa-per-hour false alarms per hour on a stream without keywords), and write OUT atomically.")
@@ -18,8 +18,9 @@ DESCRIPTION = (
 def register(sub) -> None:
     p = sub.add_parser("export", description=DESCRIPTION,
                        help="export a checkpoint (or the best run) to one ONNX file for the live demo")
-    p.add_argument("checkpoint", nargs="?", metavar="RUN|CKPT",
-                   help="run folder (uses best.pt) or checkpoint file")
+    p.add_argument("checkpoint", nargs="*", metavar="RUN|CKPT",
+                   help="run folder (uses best.pt) or checkpoint file; several (same labels and features, e.g. "
+                        "the GRU and the LSTM of one store) are exported as one model averaging their posteriors")
     p.add_argument("--best", metavar="RUNS", default=None,
                    help="instead of RUN|CKPT: the finished run under RUNS with the best val accuracy "
                         "(exact ties: test accuracy)")
@@ -47,7 +48,7 @@ def run(args) -> int:
     if not args.fa_per_hour >= 0:
         raise KwsError(f"--fa-per-hour {args.fa_per_hour}: use a number of false alarms per hour >= 0")
     det = config_from_args(DetectorConfig, args).check()
-    print(export_checkpoint(args.checkpoint, args.out, best=args.best, store=args.store,
+    print(export_checkpoint(args.checkpoint or None, args.out, best=args.best, store=args.store,
                             calibrate_minutes=args.calibrate_minutes, detector=det,
                             fa_per_hour=args.fa_per_hour, negative_minutes=args.negative_minutes))
     return 0

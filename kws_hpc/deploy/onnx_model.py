@@ -45,10 +45,37 @@ def one_thread():
         torch.set_num_threads(before)
 
 
+def members(model) -> list:
+    """The models of an export: a list or tuple of KwsRNN (averaged) or one KwsRNN."""
+    return list(model) if isinstance(model, (list, tuple)) else [model]
+
+
 def _graph_module(model):
-    """The module to export: `StepGraph` for models that can stream, the model itself otherwise."""
+    """The module to export: `StepGraph` for models that can stream, the model itself otherwise; for several
+    models, `Averaged` over those (stepping only when every member can)."""
+    import math
+
     import torch
     from torch import nn
+
+    class Averaged(nn.Module):
+        """(features[, flat state]) -> log of the members' mean posterior[, next flat state]."""
+
+        def __init__(self, graphs, sizes):
+            super().__init__()
+            self.graphs, self.sizes, self.log_n = nn.ModuleList(graphs), sizes, math.log(len(graphs))
+
+        def forward(self, features, state=None):
+            outs, states, at = [], [], 0
+            for g, n in zip(self.graphs, self.sizes):
+                if n:
+                    logits, new = g(features, state[:, at:at + n])
+                    at, states = at + n, states + [new]
+                else:
+                    logits = g(features)
+                outs.append(torch.log_softmax(logits, dim=1))
+            mean = torch.logsumexp(torch.stack(outs), dim=0) - self.log_n
+            return (mean, torch.cat(states, dim=1)) if states else mean
 
     class StepGraph(nn.Module):
         """(features, flat state) -> (logits, next flat state), same numbers as KwsRNN.forward / .step."""
@@ -79,11 +106,20 @@ def _graph_module(model):
                 pooled = out[:, -1]
             return m.classifier(pooled), torch.cat(parts, dim=1)
 
+    ms = members(model)
+    if len(ms) > 1:
+        step = all(m.can_stream for m in ms)
+        return Averaged([StepGraph(m) if step else m for m in ms],
+                        [state_size(m) if step else 0 for m in ms]).eval()
     return StepGraph(model).eval() if model.can_stream else model.eval()
 
 
 def state_size(model) -> int:
-    """Length of the flat recurrent state of a streaming model (0 when it cannot stream)."""
+    """Length of the flat recurrent state of a streaming model (0 when it cannot stream); for several
+    models, the sum when every one can stream."""
+    ms = members(model)
+    if len(ms) > 1:
+        return sum(state_size(m) for m in ms) if all(m.can_stream for m in ms) else 0
     if not model.can_stream:
         return 0
     cfg = model.cfg
@@ -92,7 +128,7 @@ def state_size(model) -> int:
 
 
 def to_onnx(model, frames: int = 100) -> bytes:
-    """Serialise a KwsRNN (eval mode) into ONNX bytes with dynamic batch and time axes.
+    """Serialise a KwsRNN (eval mode), or several averaged, into ONNX bytes with dynamic batch and time axes.
 
     Uses torch's TorchScript-based exporter (fast, no extra package, native ONNX GRU/LSTM ops); when a
     torch version no longer has it, the torch.export-based exporter (needs the onnxscript package).
@@ -101,7 +137,7 @@ def to_onnx(model, frames: int = 100) -> bytes:
     import torch
 
     graph, n_state = _graph_module(model), state_size(model)
-    feats = torch.zeros(2, frames, model.feat_mean.numel())  # example input; both axes stay dynamic
+    feats = torch.zeros(2, frames, members(model)[0].feat_mean.numel())  # example input; both axes stay dynamic
     args = (feats, torch.zeros(2, n_state)) if n_state else (feats,)
     names_in = ["features", "state"][: len(args)]
     names_out = ["logits", "state_out"][: len(args)]
@@ -152,12 +188,13 @@ def checkpoint_scorer(path):
 
 
 class TorchScorer:
-    """A KwsRNN behind the scorer interface: `window(features)` and `step(frames, state)` in numpy."""
+    """A KwsRNN (or several averaged) behind the scorer interface: `window(features)` and `step(frames, state)`
+    in numpy."""
 
     def __init__(self, model):
-        self.model = model.eval()
         self.graph = _graph_module(model)
         self.state_size = state_size(model)
+        self.model = model.eval() if len(members(model)) == 1 else self.graph
 
     @property
     def can_stream(self) -> bool:
@@ -166,8 +203,11 @@ class TorchScorer:
     def window(self, features: np.ndarray) -> np.ndarray:
         import torch
 
+        x = torch.from_numpy(np.ascontiguousarray(features, np.float32))
         with torch.no_grad():
-            return self.model(torch.from_numpy(np.ascontiguousarray(features, np.float32))).numpy()
+            if self.model is self.graph and self.state_size:  # averaged stepping members: a zero state
+                return self.graph(x, torch.zeros(x.shape[0], self.state_size))[0].numpy()
+            return self.model(x).numpy()
 
     def step(self, frames: np.ndarray, state: np.ndarray | None):
         import torch

@@ -189,3 +189,75 @@ def test_load_exported_refuses_foreign_and_inconsistent_files(tmp_path):
     with pytest.raises(KwsError, match="inconsistent"):
         load_exported(wrong)
     assert META_KEY == "kws_hpc"
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("second", [{"cell": "lstm", "head": "mean"}, {"conv_channels": 8}])
+def test_averaged_graph_gives_the_mean_posterior(second):
+    a, b = _model(0, cell="gru", head="last"), _model(1, **second)
+    x = np.random.default_rng(3).standard_normal((3, 100, 40)).astype(np.float32)
+    want = (_softmax(a(torch.from_numpy(x)).detach().numpy()) + _softmax(b(torch.from_numpy(x)).detach().numpy())) / 2
+    s, ref = OnnxScorer(to_onnx([a, b])), TorchScorer([a, b])
+    for scorer in (s, ref):
+        assert np.abs(_softmax(scorer.window(x)) - want).max() <= 1e-5
+        assert np.abs(np.exp(scorer.window(x)).sum(1) - 1).max() <= 1e-5  # log of a distribution
+    assert np.abs(_softmax(s.window(x)) - _softmax(a(torch.from_numpy(x)).detach().numpy())).max() > 1e-3
+    assert s.can_stream == b.can_stream  # stepping only when every member can
+    if s.can_stream:
+        assert s.state_size == 12 * 2 + 2 * 12 * 2 + 13  # GRU 2 x 12, LSTM (h, c) 2 x 2 x 12, mean head 12 + 1
+        state = None
+        for t in range(0, 100, 10):
+            logits, state = s.step(x[:, t:t + 10], state)
+        assert np.abs(_softmax(logits) - want).max() <= 1e-5
+    else:
+        assert s.inputs == ["features"]
+
+
+@pytest.fixture(scope="session")
+def tiny_lstm_run(tiny_store, tmp_path_factory) -> Path:
+    from kws_hpc.train.loop import train
+
+    cfg = RunConfig(store=str(tiny_store), train=TrainConfig(epochs=1, device="cpu", seed=1),
+                    model=ModelConfig(cell="lstm", hidden=8, layers=1, head="mean", clip_norm=False, conv_channels=0))
+    return train(cfg, out=tmp_path_factory.mktemp("runs2"), log=lambda m: None, progress=False)
+
+
+def test_export_averages_several_runs(tiny_run, tiny_lstm_run, tiny_store, tmp_path, capsys):
+    from kws_hpc.features.store import load_split
+    from kws_hpc.train import load_checkpoint
+
+    out = tmp_path / "pair.onnx"
+    assert main(["export", str(tiny_run), str(tiny_lstm_run), "--out", str(out), "--calibrate-minutes", "0.5",
+                 "--negative-minutes", "1"]) == 0
+    assert "2 models averaged" in capsys.readouterr().out
+    pair = load_exported(out)
+    members = pair.meta["averaged"]["members"]
+    assert [m["model_config"]["cell"] for m in members] == ["gru", "lstm"]
+    assert [m["source"]["checkpoint"] for m in members] == [str((r / "best.pt").resolve())
+                                                            for r in (tiny_run, tiny_lstm_run)]
+    assert pair.meta["parity"]["max_abs_diff"] <= 1e-4 and pair.meta["calibration"]["method"] == "validation_streams"
+    assert pair.scorer.can_stream and pair.meta["streaming"]["state_size"] == 16 + 2 * 8 + 9
+    x = load_split(tiny_store, "test").features[:20]
+    probs = [_softmax(load_checkpoint(r)[0](torch.from_numpy(x)).detach().numpy()) for r in (tiny_run, tiny_lstm_run)]
+    assert np.abs(_softmax(pair.scorer.window(x)) - (probs[0] + probs[1]) / 2).max() <= 1e-4
+
+
+def test_export_refuses_runs_that_cannot_be_averaged(tiny_run, tmp_path):
+    ckpt = torch.load(tiny_run / "best.pt", weights_only=True)
+    ckpt["labels"] = list(reversed(ckpt["labels"]))  # the same shapes, another label order
+    other = tmp_path / "other.pt"
+    torch.save(ckpt, other)
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(tiny_run), str(other), "--out", str(out)]) == 2
+    assert main(["export", str(tiny_run), str(tiny_run / "best.pt"), "--out", str(out)]) == 2
+    assert not out.exists()
+    from kws_hpc.deploy.export import export_checkpoint
+
+    with pytest.raises(KwsError, match="another label order"):
+        export_checkpoint([tiny_run, other], out, log=lambda m: None)
+    with pytest.raises(KwsError, match="given twice"):
+        export_checkpoint([tiny_run, tiny_run / "best.pt"], out, log=lambda m: None)
