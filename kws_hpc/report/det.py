@@ -3,7 +3,9 @@
 Both runs are converted to the ONNX graph `export` would write and run through the live pipeline (default
 detector settings, voice gate on) over two streams of test-split speakers made from the store's corpus:
 one with keywords, one without (other words, noise, quiet). Every threshold gives a point of the DET
-curve: miss rate on the first, false alarms per hour on the second. The curves are kept in
+curve: miss rate on the first, false alarms per hour on the second. When both families are there, the two
+averaged (one graph, the mean of their posteriors: `kws-hpc export GRU_RUN LSTM_RUN`) is a third curve. The
+curves are kept in
 `OUT/det.json` and reused while the runs, streams, thresholds and detector settings are the same.
 """
 
@@ -40,7 +42,7 @@ def det_context(best: dict, out: Path, minutes: tuple = DET_MINUTES, log: Callab
         return {"skipped": f"the corpus of store {store} is not reachable (the store is gone, or its corpus "
                            "moved), so no test streams can be made."}
     cfg = DetectorConfig()
-    key = {"store": str(store), "corpus": str(corpus), "minutes": list(minutes), "seed": DET_SEED,
+    key = {"store": str(store), "corpus": str(corpus), "minutes": list(minutes), "seed": DET_SEED, "pair": True,
            "detector": cfg.as_dict(), "thresholds": list(THRESHOLDS), "runs": [r.signature for r in runs]}
     cached = _read_cache(out / CACHE)
     if cached is not None and cached.get("key") == key:
@@ -54,19 +56,32 @@ def det_context(best: dict, out: Path, minutes: tuple = DET_MINUTES, log: Callab
     det = {"corpus": str(corpus), "store": str(store), "split": "test",
            "streams": {"positive": pos.describe(), "negative": neg.describe()},
            "per_false_alarm": 60.0 / minutes[1], "detector": cfg.as_dict(), "models": {}, "notes": []}
-    labels0 = None
+    labels0, measured = None, []
     for run in runs:
         scorer, labels, fc, _ = checkpoint_scorer(run.dir)
         if labels0 is not None and labels != labels0:
             det["notes"].append(f"{run.name} was left out: its labels differ from {runs[0].name}'s.")
             continue
-        labels0 = labels
-        det["models"][run.name] = _measure(run, scorer, labels, fc, cfg, pos, neg, log)
+        labels0, measured = labels, measured + [run]
+        det["models"][run.name] = _measure(run.name, str(run.dir), run.family, scorer, labels, fc, cfg, pos, neg,
+                                           log)
+    if [r.family for r in measured] == ["gru", "lstm"]:
+        name = f"{measured[0].name} + {measured[1].name}, averaged"
+        det["models"][name] = _measure(name, " + ".join(str(r.dir) for r in measured), "gru+lstm",
+                                       _averaged([r.dir for r in measured], fc), labels0, fc, cfg, pos, neg, log)
     write_text(out / CACHE, json.dumps({"key": key, "det": det}) + "\n")
     return det
 
 
-def _measure(run, scorer, labels, fc, cfg, pos, neg, log) -> dict:
+def _averaged(dirs: list, fc):
+    """The scorer of one graph averaging the runs' posteriors, as `kws-hpc export RUN RUN` writes."""
+    from kws_hpc.deploy.onnx_model import OnnxScorer, to_onnx
+    from kws_hpc.train.evaluate import load_checkpoint
+
+    return OnnxScorer(to_onnx([load_checkpoint(d)[0] for d in dirs], fc.frames))
+
+
+def _measure(name: str, run: str, family: str, scorer, labels, fc, cfg, pos, neg, log) -> dict:
     import time
 
     from kws_hpc.deploy.det import measure
@@ -76,13 +91,13 @@ def _measure(run, scorer, labels, fc, cfg, pos, neg, log) -> dict:
     t0 = time.perf_counter()
     with one_thread():
         curve, p, n = measure(scorer, labels, fc, cfg, pos, neg)
-    log(f"DET of {run.name}: {pos.minutes:g}-min keyword and {neg.minutes:g}-min negative test streams, "
+    log(f"DET of {name}: {pos.minutes:g}-min keyword and {neg.minutes:g}-min negative test streams, "
         f"{time.perf_counter() - t0:.1f} s")
     at = {}
     for budget in BUDGETS:
         point = miss_at(curve, budget)
         at[str(budget)] = None if point is None else point._asdict()
-    return {"run": str(run.dir), "family": run.family, "keywords": p[0][1].keywords,
+    return {"run": run, "family": family, "keywords": p[0][1].keywords,
             "curve": [list(point) for point in curve], "at": at}
 
 

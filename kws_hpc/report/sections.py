@@ -219,7 +219,8 @@ def all_runs(ctx: dict) -> Section:
 
 
 def live_det(ctx: dict) -> Section:
-    """The DET figure and the miss rate at a few false-alarm budgets of the best run of each family."""
+    """The DET figure and the miss rate at a few false-alarm budgets of the best run of each family (and of
+    the two averaged)."""
     s = Section("Live detection: misses vs false alarms per hour", "det")
     det = ctx["det"]
     if "skipped" in det:
@@ -229,7 +230,10 @@ def live_det(ctx: dict) -> Section:
           f"settings, voice gate on) over two streams of test-split speakers from {det['corpus']}: a "
           f"{pos['minutes']:g}-min stream with {pos['events']['keyword']} keywords (seed {pos['seed']}) and a "
           f"{neg['minutes']:g}-min stream without any ({neg['events']['other']} other words, "
-          f"{neg['events']['noise']} noise bursts; seed {neg['seed']}). Each threshold gives the miss rate on "
+          f"{neg['events']['noise']} noise bursts; seed {neg['seed']})"
+          + (", and so did the two averaged (one graph of the mean of their posteriors, what `kws-hpc export "
+             "GRU_RUN LSTM_RUN` writes)" if any(m["family"] == "gru+lstm" for m in det["models"].values()) else "")
+          + ". Each threshold gives the miss rate on "
           f"the first and the false alarms per hour on the second; one false alarm there is "
           f"{num(det['per_false_alarm'], 2)} per hour, so a smaller budget means none at all.")
     for note in det["notes"]:

@@ -248,10 +248,13 @@ def test_det_curves_and_table_of_the_best_gru_and_lstm(report, trained):
     assert det["split"] == "test" and det["per_false_alarm"] == pytest.approx(60.0)
     assert det["streams"]["positive"]["minutes"] == 0.5 and det["streams"]["negative"]["events"]["keyword"] == 0
     models = det["models"]
-    assert sorted(m["family"] for m in models.values()) == ["gru", "lstm"]
+    assert sorted(m["family"] for m in models.values()) == ["gru", "gru+lstm", "lstm"]
     best = set(report["json"]["best"].values())  # the best run of each family, by validation accuracy
-    assert {m["run"] for m in models.values()} == {r["dir"] for r in report["json"]["runs"]
-                                                   if r["run_signature"] in best}
+    dirs = {r["family"]: r["dir"] for r in report["json"]["runs"] if r["run_signature"] in best}
+    by_family = {m["family"]: m for m in models.values()}
+    assert by_family["gru"]["run"] == dirs["gru"] and by_family["lstm"]["run"] == dirs["lstm"]
+    assert by_family["gru+lstm"]["run"] == f"{dirs['gru']} + {dirs['lstm']}"  # the two averaged, its own curve
+    assert by_family["gru+lstm"]["curve"] not in (by_family["gru"]["curve"], by_family["lstm"]["curve"])
     html, md = (report["out"] / "index.html").read_text(), (report["out"] / "report.md").read_text()
     assert 'src="figures/det.png"' in html and "(figures/det.png)" in md
     for name, m in models.items():
@@ -265,6 +268,7 @@ def test_det_curves_and_table_of_the_best_gru_and_lstm(report, trained):
             assert cell in md
     assert "miss rate at <= 0.5 FA/h" in md and "miss rate at <= 5 FA/h" in md
     assert any(line.startswith("DET of GRU") for line in report["logs"])
+    assert "and so did the two averaged" in md
 
 
 def test_det_curves_are_reused_and_an_unreachable_corpus_is_one_note(report, trained, tiny_store, tmp_path):
