@@ -66,7 +66,9 @@ def run_live(model_file: str | Path, opts: LiveOptions = LiveOptions(), log: Cal
     mic = None if opts.wav else open_input(opts.device, model.feature_config.sample_rate)
     pipe = Pipeline(model.scorer, model.labels, model.feature_config, cfg, record=bool(opts.truth))
     show = (lambda d: None) if opts.quiet else (lambda d: log(format_detection(d)))
-    log(f"model {model.path.name}: {len(model.labels)} labels ({', '.join(model.labels)}); "
+    members = (model.meta.get("averaged") or {}).get("members") or []
+    cells = f" ({' + '.join(m['model_config'].get('cell', '?').upper() for m in members)}, averaged)" if members else ""
+    log(f"model {model.path.name}{cells}: {len(model.labels)} labels ({', '.join(model.labels)}); "
         f"threshold {threshold_text(cfg.threshold)}, smoothing {cfg.smooth_s:g} s, hold {cfg.hold_s:g} s, "
         f"refractory {cfg.refractory_s:g} s, hop {cfg.hop_s:g} s, voice gate {'on' if cfg.vad else 'off'}"
         f"{', streaming' if cfg.streaming else ''}")

@@ -244,6 +244,12 @@ def test_export_averages_several_runs(tiny_run, tiny_lstm_run, tiny_store, tmp_p
     x = load_split(tiny_store, "test").features[:20]
     probs = [_softmax(load_checkpoint(r)[0](torch.from_numpy(x)).detach().numpy()) for r in (tiny_run, tiny_lstm_run)]
     assert np.abs(_softmax(pair.scorer.window(x)) - (probs[0] + probs[1]) / 2).max() <= 1e-4
+    import soundfile as sf
+
+    wav = tmp_path / "quiet.wav"
+    sf.write(wav, np.zeros(16000, np.float32), 16000)
+    assert main(["live", "--model", str(out), "--wav", str(wav), "--quiet"]) == 0
+    assert f"model {out.name} (GRU + LSTM, averaged): " in capsys.readouterr().out
 
 
 def test_export_refuses_runs_that_cannot_be_averaged(tiny_run, tmp_path):
