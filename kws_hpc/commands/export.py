@@ -9,10 +9,11 @@ from kws_hpc.options import add_config_args, config_from_args
 DETECTOR_FLAGS = {"smooth_s": "--smooth", "refractory_s": "--refractory", "hold_s": "--hold"}
 DESCRIPTION = (
     "Rebuild the model from RUN/best.pt or CKPT (or the run with the best validation accuracy under "
-    "--best RUNS; several RUN|CKPT: their posteriors averaged in one graph), convert it to ONNX with its label order, feature config, normalisation and detector "
-    "settings inside, check it gives the checkpoint's outputs on the store's test clips (max |difference| "
-    "<= 1e-4), choose the threshold on validation-split streams (the fewest misses on a keyword stream within "
-    "--fa-per-hour false alarms per hour on a stream without keywords), and write OUT atomically.")
+    "--best RUNS; several RUN|CKPT: their posteriors averaged in one graph), convert it to ONNX with its label "
+    "order, feature config, normalisation and detector settings inside, check it gives the checkpoint's "
+    "outputs on the store's test clips (max |difference| <= 1e-4), choose the threshold on validation-split "
+    "streams (the fewest misses on a keyword stream within --fa-per-hour false alarms per hour on a stream "
+    "without keywords), and write OUT atomically.")
 
 
 def register(sub) -> None:

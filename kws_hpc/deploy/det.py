@@ -61,9 +61,8 @@ def make_stream(store: Path, split: str, minutes: float, seed: int, negative: bo
     return Stream(audio, truth, minutes, seed, negative)
 
 
-def stream_sweep(scorer, labels: Sequence[str], fc: FeatureConfig, cfg: DetectorConfig, stream: Stream,
-                 thresholds: Sequence[float] = THRESHOLDS) -> list[tuple[float, Score]]:
-    """Run the live pipeline over the stream once and score it under every threshold (the model runs on
+def stream_trace(scorer, labels: Sequence[str], fc: FeatureConfig, cfg: DetectorConfig, stream: Stream):
+    """(hop times, smoothed posteriors, seconds) of the live pipeline once over the stream (the model on
     `SWEEP_BATCH` windows at a time: the same trace as hop by hop, several times faster)."""
     from kws_hpc.deploy.pipeline import Pipeline
 
@@ -71,12 +70,38 @@ def stream_sweep(scorer, labels: Sequence[str], fc: FeatureConfig, cfg: Detector
     pipe.push(stream.audio)
     pipe.finish()
     times, smoothed = pipe.trace.arrays()
-    return sweep(times, smoothed, labels, cfg, stream.truth, pipe.seconds, thresholds)
+    return times, smoothed, pipe.seconds
 
 
-def measure(scorer, labels, fc, cfg: DetectorConfig, positive: Stream, negative: Stream
-            ) -> tuple[list[DetPoint], list, list]:
-    """(DET curve, positive sweep, negative sweep) of one model on the two streams."""
-    pos = stream_sweep(scorer, labels, fc, cfg, positive)
-    neg = stream_sweep(scorer, labels, fc, cfg, negative)
+def stream_sweep(scorer, labels: Sequence[str], fc: FeatureConfig, cfg: DetectorConfig, stream: Stream,
+                 thresholds: Sequence[float] = THRESHOLDS) -> list[tuple[float, Score]]:
+    """Run the live pipeline over the stream once and score its trace under every threshold."""
+    times, smoothed, seconds = stream_trace(scorer, labels, fc, cfg, stream)
+    return sweep(times, smoothed, labels, cfg, stream.truth, seconds, thresholds)
+
+
+def trace_curve(traces: tuple, labels, cfg: DetectorConfig, positive: Stream, negative: Stream
+                ) -> tuple[list[DetPoint], list, list]:
+    """(DET curve, positive sweep, negative sweep) of recorded (positive, negative) traces."""
+    pos = sweep(*traces[0][:2], labels, cfg, positive.truth, traces[0][2])
+    neg = sweep(*traces[1][:2], labels, cfg, negative.truth, traces[1][2])
     return det_curve(pos, neg), pos, neg
+
+
+def averaged_traces(traces: list) -> tuple:
+    """The traces of a graph averaging the models' posteriors, from each model's own: the smoothing is a
+    mean over hops and the voice gate hears the audio only, so the mean of the smoothed posteriors is the
+    averaged graph's smoothed posterior (same hops)."""
+    out = []
+    for per_model in zip(*traces):  # one stream at a time
+        times, _, seconds = per_model[0]
+        if any(len(t) != len(times) or (t != times).any() for t, _, _ in per_model):
+            raise ValueError("the models' traces do not share their hops")
+        out.append((times, sum(s for _, s, _ in per_model) / len(per_model), seconds))
+    return tuple(out)
+
+
+def measure(scorer, labels, fc, cfg: DetectorConfig, positive: Stream, negative: Stream) -> tuple:
+    """((positive trace, negative trace), DET curve, positive sweep, negative sweep) of one model."""
+    traces = (stream_trace(scorer, labels, fc, cfg, positive), stream_trace(scorer, labels, fc, cfg, negative))
+    return (traces, *trace_curve(traces, labels, cfg, positive, negative))

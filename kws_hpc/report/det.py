@@ -4,7 +4,8 @@ Both runs are converted to the ONNX graph `export` would write and run through t
 detector settings, voice gate on) over two streams of test-split speakers made from the store's corpus:
 one with keywords, one without (other words, noise, quiet). Every threshold gives a point of the DET
 curve: miss rate on the first, false alarms per hour on the second. When both families are there, the two
-averaged (one graph, the mean of their posteriors: `kws-hpc export GRU_RUN LSTM_RUN`) is a third curve. The
+averaged (one graph, the mean of their posteriors: `kws-hpc export GRU_RUN LSTM_RUN`) is a third curve,
+scored from the mean of the two recorded traces (the same numbers, without running both models again). The
 curves are kept in
 `OUT/det.json` and reused while the runs, streams, thresholds and detector settings are the same.
 """
@@ -25,7 +26,7 @@ CACHE = "det.json"
 
 def det_context(best: dict, out: Path, minutes: tuple = DET_MINUTES, log: Callable[[str], None] = print) -> dict:
     """{"skipped": why} or {"streams": ..., "models": {name: {run, curve, at}}, "per_false_alarm": ...}."""
-    from kws_hpc.deploy.det import corpus_of, make_stream
+    from kws_hpc.deploy.det import averaged_traces, corpus_of, make_stream
     from kws_hpc.deploy.detector import DetectorConfig
     from kws_hpc.deploy.onnx_model import checkpoint_scorer
     from kws_hpc.deploy.scoring import THRESHOLDS
@@ -62,35 +63,37 @@ def det_context(best: dict, out: Path, minutes: tuple = DET_MINUTES, log: Callab
         if labels0 is not None and labels != labels0:
             det["notes"].append(f"{run.name} was left out: its labels differ from {runs[0].name}'s.")
             continue
-        labels0, measured = labels, measured + [run]
-        det["models"][run.name] = _measure(run.name, str(run.dir), run.family, scorer, labels, fc, cfg, pos, neg,
-                                           log)
-    if [r.family for r in measured] == ["gru", "lstm"]:
-        name = f"{measured[0].name} + {measured[1].name}, averaged"
-        det["models"][name] = _measure(name, " + ".join(str(r.dir) for r in measured), "gru+lstm",
-                                       _averaged([r.dir for r in measured], fc), labels0, fc, cfg, pos, neg, log)
+        labels0 = labels
+        det["models"][run.name], traces = _measure(run.name, str(run.dir), run.family, scorer, labels, cfg, pos,
+                                                   neg, log, fc)
+        measured.append((run, traces))
+    if [r.family for r, _ in measured] == ["gru", "lstm"]:
+        (a, ta), (b, tb) = measured
+        name = f"{a.name} + {b.name}, averaged"
+        try:
+            det["models"][name], _ = _measure(name, f"{a.dir} + {b.dir}", "gru+lstm", None, labels0, cfg, pos, neg,
+                                              log, traces=averaged_traces([ta, tb]))
+        except ValueError as e:  # cannot happen with one detector config and one pair of streams; said if it does
+            det["notes"].append(f"the two averaged were left out: {e}.")
     write_text(out / CACHE, json.dumps({"key": key, "det": det}) + "\n")
     return det
 
 
-def _averaged(dirs: list, fc):
-    """The scorer of one graph averaging the runs' posteriors, as `kws-hpc export RUN RUN` writes."""
-    from kws_hpc.deploy.onnx_model import OnnxScorer, to_onnx
-    from kws_hpc.train.evaluate import load_checkpoint
-
-    return OnnxScorer(to_onnx([load_checkpoint(d)[0] for d in dirs], fc.frames))
-
-
-def _measure(name: str, run: str, family: str, scorer, labels, fc, cfg, pos, neg, log) -> dict:
+def _measure(name: str, run: str, family: str, scorer, labels, cfg, pos, neg, log, fc=None, traces=None
+             ) -> tuple[dict, tuple]:
+    """(its DET entry, its traces) of a scorer run over both streams, or of traces already recorded."""
     import time
 
-    from kws_hpc.deploy.det import measure
+    from kws_hpc.deploy.det import measure, trace_curve
     from kws_hpc.deploy.onnx_model import one_thread
     from kws_hpc.deploy.scoring import miss_at
 
     t0 = time.perf_counter()
-    with one_thread():
-        curve, p, n = measure(scorer, labels, fc, cfg, pos, neg)
+    if traces is None:
+        with one_thread():
+            traces, curve, p, n = measure(scorer, labels, fc, cfg, pos, neg)
+    else:
+        curve, p, n = trace_curve(traces, labels, cfg, pos, neg)
     log(f"DET of {name}: {pos.minutes:g}-min keyword and {neg.minutes:g}-min negative test streams, "
         f"{time.perf_counter() - t0:.1f} s")
     at = {}
@@ -98,7 +101,7 @@ def _measure(name: str, run: str, family: str, scorer, labels, fc, cfg, pos, neg
         point = miss_at(curve, budget)
         at[str(budget)] = None if point is None else point._asdict()
     return {"run": run, "family": family, "keywords": p[0][1].keywords,
-            "curve": [list(point) for point in curve], "at": at}
+            "curve": [list(point) for point in curve], "at": at}, traces
 
 
 def _read_cache(path: Path):
