@@ -267,6 +267,12 @@ def test_export_refuses_runs_that_cannot_be_averaged(tiny_run, tmp_path):
         export_checkpoint([tiny_run, other], out, log=lambda m: None)
     with pytest.raises(KwsError, match="given twice"):
         export_checkpoint([tiny_run, tiny_run / "best.pt"], out, log=lambda m: None)
+    ckpt = torch.load(tiny_run / "best.pt", weights_only=True)
+    ckpt["feature_config"] = dict(ckpt["feature_config"], f_max=ckpt["feature_config"]["f_max"] - 100)
+    torch.save(ckpt, other)  # the same labels and shapes, another mel range
+    with pytest.raises(KwsError, match="another feature config"):
+        export_checkpoint([tiny_run, other], out, log=lambda m: None)
+    assert not out.exists()
 
 
 def test_averaged_traces_score_as_the_averaged_graph(tiny_run, tiny_lstm_run, tiny_store):
