@@ -231,7 +231,7 @@ def test_stream_windows_are_on_by_default_and_use_the_stores_extra_classes(tiny_
     info = open_store(store)
     data = load_split(store, "train")
     x, y = torch.from_numpy(data.features).float(), torch.from_numpy(data.labels).long()
-    cfg = tiny_cfg(store, partial_words=1.0)
+    cfg = tiny_cfg(store, partial_words=1.0, noise_aug=0.0)  # the stream windows alone
     assert cfg.train.stream_aug == TrainConfig().stream_aug > 0
     tr = _Trainer(cfg, info, torch.device("cpu"), False, len(y))
     torch.manual_seed(0)
@@ -308,11 +308,28 @@ def test_noise_augmentation_uses_the_stores_noise_is_deterministic_and_off_at_ev
     a, b = (load_run(r) for r in runs)
     assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
     assert all(torch.equal(weights(runs[0] / "best.pt")[k], v) for k, v in weights(runs[1] / "best.pt").items())
-    plain = load_run(train(tiny_cfg(tiny_store, deterministic=True, stream_aug=0.0), out=tmp_path / "c",
-                           log=quiet, progress=False))
+    plain = load_run(train(tiny_cfg(tiny_store, deterministic=True, stream_aug=0.0, noise_aug=0.0),
+                           out=tmp_path / "c", log=quiet, progress=False))
     assert plain["history"][0]["train_loss"] != a["history"][0]["train_loss"]  # the noise was there in training
     # and not at evaluation: the run's own test score equals a plain evaluation of its best checkpoint
     assert evaluate_checkpoint(runs[0], tiny_store)["accuracy"] == a["test_accuracy"]
+
+
+def test_background_noise_is_on_by_default_and_only_adds_power(tiny_store):
+    from kws_hpc.features.store import load_noise, open_store
+    from kws_hpc.train.loop import _Trainer
+
+    info = open_store(tiny_store)
+    data = load_split(tiny_store, "train")
+    x, y = torch.from_numpy(data.features).float(), torch.from_numpy(data.labels).long()
+    cfg = tiny_cfg(tiny_store, stream_aug=0.0)  # the default share and SNR range of the noise
+    assert cfg.train.noise_aug == TrainConfig().noise_aug > 0
+    tr = _Trainer(cfg, info, torch.device("cpu"), False, len(y))
+    torch.manual_seed(0)
+    xb, yb = tr.augment(x[:64], y[:64], x, y, torch.from_numpy(load_noise(tiny_store)).float())
+    changed = (xb != x[:64]).flatten(1).any(dim=1)
+    assert 0 < changed.sum() < len(xb) and torch.equal(yb, y[:64])  # a share of the batch, labels kept
+    assert (xb[changed] >= x[:64][changed] - 1e-5).all()  # a sum of sounds: no log-mel bin loses power
 
 
 def test_warp_augmentation_is_deterministic_off_at_evaluation_and_names_its_own_run(tiny_store, tmp_path):
