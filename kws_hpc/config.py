@@ -188,8 +188,10 @@ class TrainConfig:
     freq_mask_width: int = 6  # widest mel mask, bins
     stream_aug: float = 0.5  # share of clips moved over a background so they look like live windows, 0 = off
     partial_words: float = 0.1  # share of those cut to 10-40 % of their word, labelled _unknown_ (needs it)
-    noise_aug: float = 0.3  # share of clips mixed with the store's background noise at a random SNR, 0 = off
-    noise_snr_db: tuple = (5.0, 20.0)  # SNR range of that noise against the clip, dB
+    noise_aug: float = field(default=0.3, metadata={  # absent: runs from before the field trained without noise
+        "absent": 0.0, "help": "share of clips mixed with the store's background noise at a random SNR, 0 = off"})
+    noise_snr_db: tuple = field(default=(5.0, 20.0), metadata={
+        "absent": (0.0, 20.0), "help": "SNR range of that noise against the clip, dB"})
     warp_aug: float = field(default=0.0, metadata={
         "neutral": 0.0, "help": "share of clips re-voiced: speaking rate 0.8-1.25x and vocal tract length "
                                 "0.9-1.1x (0 = off)"})
