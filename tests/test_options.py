@@ -70,11 +70,3 @@ def test_include_exclude_and_rename():
     assert {"vocab", "val_percent", "extras", "augment", "augment_shift_ms"} <= dests
     assert "quota_train" not in dests and "augment_snr_db" not in dests
 
-
-def test_a_run_config_written_before_the_noise_default_reads_back_without_noise():
-    from kws_hpc.config import from_dict, to_dict
-
-    old = {k: v for k, v in to_dict(TrainConfig()).items() if k not in ("noise_aug", "noise_snr_db")}
-    assert (from_dict(TrainConfig, old).noise_aug, from_dict(TrainConfig, old).noise_snr_db) == (0.0, (0.0, 20.0))
-    assert from_dict(TrainConfig, to_dict(TrainConfig())) == TrainConfig()  # written today: kept as written
-    assert TrainConfig().noise_aug > 0
