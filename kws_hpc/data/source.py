@@ -9,7 +9,6 @@ job dying.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import posixpath
 import tarfile
@@ -65,18 +64,18 @@ def probe(item: tuple) -> tuple[str, int, str]:
     rel, payload = item
     try:
         if isinstance(payload, tuple):  # (the first bytes of an archive member, its size)
-            return rel, wav_samples(io.BytesIO(payload[0]), payload[1]), ""
+            return rel, wav_samples(payload[0], payload[1]), ""
         if isinstance(payload, bytes):
-            return rel, wav_samples(io.BytesIO(payload), len(payload)), ""
+            return rel, wav_samples(payload, len(payload)), ""
         fd = os.open(payload, os.O_RDONLY)  # raw calls: one read, no buffered file object
         try:
             head, size = os.read(fd, HEAD), os.fstat(fd).st_size
             if len(head) < size:
                 try:
-                    return rel, wav_samples(io.BytesIO(head), size), ""
+                    return rel, wav_samples(head, size), ""
                 except EOFError:  # a header longer than HEAD (many chunks before the audio): all of it
                     head += os.read(fd, size)
-            return rel, wav_samples(io.BytesIO(head), len(head)), ""
+            return rel, wav_samples(head, len(head)), ""
         finally:
             os.close(fd)
     except EOFError:
@@ -94,6 +93,7 @@ class FolderSource(Source):
         super().__init__(location)
         self._files: Optional[list[FileEntry]] = None
         self._alias: dict[str, Path] = {}
+        self._root = os.path.join(str(self.location), "")  # "root/": a clip's path is one concatenation away
 
     def _aliases(self) -> dict[str, Path]:
         """Top-level link files: a small file whose text is a relative path to a folder (how git writes a
@@ -146,10 +146,11 @@ class FolderSource(Source):
         """`local_path` as a string (no `Path` per clip: the feature job asks for every clip's)."""
         if self._files is None:
             self.files()
-        head, _, rest = path.partition("/")
-        if head in self._alias and rest:
-            return os.path.join(self._alias[head], rest)
-        return os.path.join(self.location, path)
+        if self._alias:
+            head, _, rest = path.partition("/")
+            if head in self._alias and rest:
+                return os.path.join(self._alias[head], rest)
+        return self._root + path
 
     def iter_bytes(self, paths):
         for p in paths:

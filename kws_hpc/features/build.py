@@ -12,6 +12,7 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -221,17 +222,27 @@ def _probe_all(source: Source, clips: list, pool, progress: bool) -> None:
     else:
         sizes = {e.path: e.size for e in source.files()}
         items = ((p, (heads(p) or b"", sizes[p])) for p in todo)
-    again = []
+    again, items = [], iter(items)
     with progress_bar(len(todo), "checking clips", "clip", progress) as bar:
-        for rel, samples, reason in _map(pool, probe, items, chunksize=64):
-            if samples == -2:
-                again.append(rel)
-                continue
-            todo[rel].samples, todo[rel].reason = samples, reason
-            bar.update()
+        for results in _map(pool, _probe_many, iter(lambda: list(islice(items, PROBE_BATCH)), [])):
+            checked = 0
+            for rel, samples, reason in results:
+                if samples == -2:
+                    again.append(rel)  # counted when read again below
+                    continue
+                todo[rel].samples, todo[rel].reason = samples, reason
+                checked += 1
+            bar.update(checked)
         for rel, samples, reason in _map(pool, probe, _payloads(source, again), chunksize=64):
             todo[rel].samples, todo[rel].reason = samples, reason
             bar.update()
+
+
+PROBE_BATCH = 512  # clips per header-check task: handed out one by one, they cost the main process more than a worker
+
+
+def _probe_many(items: list) -> list:
+    return [probe(item) for item in items]
 
 
 @dataclass

@@ -160,3 +160,22 @@ def test_the_header_probe_gives_decode_wavs_reasons(data, reason):
     for read in (lambda: decode_wav(data), lambda: wav_samples(io.BytesIO(data), len(data))):
         with pytest.raises(BadClip, match=reason):
             read()
+
+
+def test_the_44_byte_header_read_in_one_unpack_equals_the_walk():
+    import struct
+
+    from kws_hpc.data.wav import _canonical, wav_header
+
+    pcm = wav_bytes(np.zeros(100))
+    assert len(pcm) == 44 + 200 and _canonical(pcm, len(pcm)) == wav_header(io.BytesIO(pcm), len(pcm))
+    others = wav_bytes(np.zeros(800), sr=8000), wav_bytes(np.zeros((10, 2))), wav_bytes(np.zeros(50), subtype="FLOAT")
+    for data in others:
+        fast = _canonical(data, len(data))  # the layout is the 44-byte one or not: either way no other answer
+        assert fast is None or fast == wav_header(io.BytesIO(data), len(data))
+    listed = pcm[:36] + b"LIST" + struct.pack("<I", 4) + b"INFO" + pcm[36:]  # a chunk before the audio
+    assert _canonical(listed, len(listed)) is None and wav_header(io.BytesIO(listed), len(listed)).frames == 100
+    assert _canonical(pcm[:100], 100) is None  # the data chunk promises more than the file holds: the walk says so
+    with pytest.raises(BadClip, match="truncated"):
+        decode_wav(pcm[:100])
+    assert _canonical(b"RIFF" + bytes(60), 64) is None
