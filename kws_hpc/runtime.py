@@ -126,3 +126,17 @@ def available_cpus() -> int:
     if os.environ.get("SLURM_CPUS_PER_TASK"):
         return int(os.environ["SLURM_CPUS_PER_TASK"])
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+_STOP = {"requested": False}
+
+
+def request_stop(on: bool = True) -> None:
+    """Ask the training loop to end this process after its next checkpoint (`on=False` clears it). A job's
+    pre-emption handler asks, so the job still ends when the handler's own exit is lost: SystemExit raised
+    where the main thread happens to be, inside a finalizer say, is printed by Python and dropped."""
+    _STOP["requested"] = on
+
+
+def stop_requested() -> bool:
+    return _STOP["requested"]

@@ -94,6 +94,7 @@ class Task:
             import torch
 
             torch.set_num_threads(int(cpus))
+        _guard_preemption()
         return self.fn(*self.args, **self.kwargs)
 
     def checkpoint(self, *args, **kwargs):
@@ -103,6 +104,31 @@ class Task:
 
     def __repr__(self) -> str:
         return f"Task({getattr(self.fn, '__qualname__', self.fn)})"
+
+
+def _guard_preemption() -> None:
+    """Under submitit, wrap its pre-emption handler so that the training loop hears of the signal too
+    (`runtime.request_stop`). The handler checkpoints, requeues and exits by raising SystemExit wherever the
+    main thread is. Where that is a finalizer, Python prints the exit and drops it, and the job would train
+    on to its end before the requeued one begins; with the guard the loop leaves after its next checkpoint."""
+    import signal
+    import threading
+
+    from kws_hpc.runtime import request_stop
+
+    request_stop(False)
+    sig = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), None)
+    inner = signal.getsignal(sig) if sig is not None else None
+    main = threading.current_thread() is threading.main_thread()
+    if not callable(inner) or getattr(inner, "kws_guard", False) or not main:
+        return  # no submitit handler here (a plain process), already wrapped, or not the main thread
+
+    def handler(signum, frame):
+        request_stop()
+        inner(signum, frame)
+
+    handler.kws_guard = True
+    signal.signal(sig, handler)
 
 
 def _task(fn: Callable, args: tuple, kwargs: dict, threads: Optional[int]) -> Task:

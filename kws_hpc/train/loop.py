@@ -25,7 +25,7 @@ from kws_hpc.errors import KwsError
 from kws_hpc.progress import bar as progress_bar
 from kws_hpc.train.evaluate import inference_ms, load_checkpoint, metrics, predict
 from kws_hpc.train.models import build_model, count_params, spec_augment
-from kws_hpc.runtime import as_run, get_device, rng_state, set_rng_state, set_seed
+from kws_hpc.runtime import as_run, get_device, rng_state, set_rng_state, set_seed, stop_requested
 from kws_hpc.features.store import StoreInfo, load_noise, load_split, open_store
 from kws_hpc.train.rundir import RunDir
 
@@ -46,11 +46,9 @@ class Progress:
     def update(self, val_acc: float, val_loss: float, epoch: int) -> bool:
         """Record an epoch; True when it is the new best (higher val accuracy, ties go to lower loss)."""
         self.epoch = epoch
-        tie = val_acc == self.best_val_acc and val_loss < self.best_val_loss
-        better = val_acc > self.best_val_acc or tie
-        if better:
-            self.best_val_acc, self.best_val_loss, self.best_epoch, self.epochs_since_best = \
-                val_acc, val_loss, epoch, 0
+        better = val_acc > self.best_val_acc or (val_acc == self.best_val_acc and val_loss < self.best_val_loss)
+        if better:  # ties go to the lower loss
+            self.best_val_acc, self.best_val_loss, self.best_epoch, self.epochs_since_best = val_acc, val_loss, epoch, 0
         else:
             self.epochs_since_best += 1
         return better
@@ -322,6 +320,8 @@ def _fit(tr: _Trainer, data: dict, run: RunDir, on_epoch, log, progress: bool) -
             + ("  *" if p.best_epoch == epoch else ""))
         if on_epoch is not None:
             on_epoch(epoch, dict(entry))
+        if stop_requested():  # a job's pre-emption whose own exit was lost: leave now, last.pt is saved
+            raise SystemExit(-1)
     return "early_stopping" if p.epochs_since_best >= tc.patience else "max_epochs"
 
 

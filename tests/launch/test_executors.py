@@ -131,6 +131,39 @@ def test_timed_out_training_job_is_requeued_and_resumes(tiny_store, tmp_path):
     assert "resuming run" in out and (run / "result.json").is_file()
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped exit, on purpose
+def test_a_preemption_whose_exit_is_lost_still_ends_training_after_the_next_checkpoint(tiny_store, tmp_path):
+    """submitit's handler exits by raising SystemExit where the main thread is; raised in a finalizer, Python
+    prints it and drops it. The guard a Task puts around the handler makes the loop leave after its checkpoint."""
+    from kws_hpc.config import ModelConfig, RunConfig, TrainConfig
+    from kws_hpc.launch.executors import Task
+    from kws_hpc.train.loop import run_dir, train
+
+    class Finalizer:
+        def __del__(self):
+            raise SystemExit(-1)  # printed as "Exception ignored in ...", then dropped
+
+    calls = []
+
+    def submitit_like(signum, frame):  # checkpoint and requeue left out: the exit is what is lost
+        calls.append(signum)
+        Finalizer()
+
+    cfg = RunConfig(store=str(tiny_store), model=ModelConfig(hidden=8, layers=1),
+                    train=TrainConfig(epochs=3, patience=100, batch_size=32, device="cpu"))
+    run, quiet = run_dir(cfg, tmp_path), dict(out=str(tmp_path), progress=False, log=lambda m: None)
+    before = signal.signal(signal.SIGUSR2, submitit_like)
+    try:
+        with pytest.raises(SystemExit):
+            Task(train, cfg, on_epoch=lambda epoch, _: os.kill(os.getpid(), signal.SIGUSR2), **quiet)()
+        assert calls == [signal.SIGUSR2] and (run / "last.pt").is_file()
+        assert [h["epoch"] for h in _history(run)] == [1]  # it left after epoch 1's checkpoint
+        assert Task(train, cfg, **quiet)() == run  # the next job resumes: the request does not outlive its job
+        assert [h["epoch"] for h in _history(run)] == [1, 2, 3] and calls == [signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, before)
+
+
 def _signal_task(handle, sig) -> None:
     """Signal the job's task process (the child of submitit's local controller), as Slurm would."""
     ctl = handle._process.pid
