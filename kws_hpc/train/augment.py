@@ -35,6 +35,16 @@ import torch
 NATS_PER_DB = math.log(10) / 10  # log-power units per dB
 
 
+def logaddexp(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """`torch.logaddexp` (the log-power of two sounds together) within float32 rounding, ~4x faster on a CPU.
+    There its log1p has no vectorised kernel (2.6 ms for a batch of 64 clips on one core, log 0.2 ms);
+    log(1 + e) loses only the part of e <= 1 that float32 cannot hold beside max(a, b) anyway. Inputs
+    are finite log-mels (clamped at the log floor); other devices use torch's own."""
+    if a.device.type != "cpu":
+        return torch.logaddexp(a, b)
+    return torch.maximum(a, b).add_((a - b).abs_().neg_().exp_().add_(1.0).log_())
+
+
 def speech_frames(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(first, last) speech frame per example of log-mels [B, T, F] (the whole clip when flat)."""
     first, last, _ = _speech(torch.logsumexp(x.float(), dim=2))
@@ -112,7 +122,7 @@ def stream_windows(x: torch.Tensor, y: torch.Tensor, p: float, pool: torch.Tenso
         bg = torch.gather(bg, 1, rolled[:, :, None].expand(c, t, f))
         bg_level = torch.logsumexp(bg, dim=2).mean(dim=1)
         bg = (bg + (quiet[rows] - bg_level + db[rows] * NATS_PER_DB)[:, None, None]).clamp_min(log_floor)
-        out = torch.where(inside[:, :, None], torch.logaddexp(moved, bg), bg)
+        out = torch.where(inside[:, :, None], logaddexp(moved, bg), bg)
     else:
         idx = energy[rows].argmin(dim=1)
         floor_frame = xf[rows, idx][:, None, :]
@@ -151,7 +161,7 @@ def _neighbour(out: torch.Tensor, xf: torch.Tensor, first, last, at, end, which:
     src = torch.arange(t, device=dev)[None, :] - d_shift[:, None]
     inside = (src >= 0) & (src < t) & which[rows][:, None]
     moved = torch.gather(xf[donor], 1, src.clamp(0, t - 1)[:, :, None].expand(c, t, f))
-    return torch.where(inside[:, :, None], torch.logaddexp(out, moved), out)
+    return torch.where(inside[:, :, None], logaddexp(out, moved), out)
 
 
 def add_background(x: torch.Tensor, pool: torch.Tensor | None, p: float, snr_db: tuple,
@@ -173,7 +183,7 @@ def add_background(x: torch.Tensor, pool: torch.Tensor | None, p: float, snr_db:
     bg_level = torch.logsumexp(bg.flatten(1), dim=1)
     snr = snr_db[0] + (snr_db[1] - snr_db[0]) * torch.rand(b, device=dev)
     bg = (bg + (level - bg_level - snr * NATS_PER_DB)[:, None, None]).clamp_min(log_floor)
-    return torch.where(chosen[:, None, None], torch.logaddexp(xf, bg), xf).to(x.dtype)
+    return torch.where(chosen[:, None, None], logaddexp(xf, bg), xf).to(x.dtype)
 
 
 SPEED = (0.8, 1.25)  # a warped word lasts 1/speed of its time: 0.8-1.25x as long (log-uniform)

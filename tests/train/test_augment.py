@@ -213,3 +213,20 @@ def test_a_seed_gives_a_row_the_same_window_whatever_the_share():
     assert 16 < int(changed.sum()) < 48
     assert torch.equal(half[changed], every[changed]) and torch.equal(half[~changed], x[~changed])
     assert torch.equal(y_half[changed], y_every[changed]) and torch.equal(y_half[~changed], y[~changed])
+
+
+def test_logaddexp_equals_torchs_within_float32_rounding():
+    from kws_hpc.train.augment import logaddexp
+
+    g = torch.Generator().manual_seed(0)
+    a = (torch.randn(64, T, F, generator=g) * 4 - 6).clamp_min(FLOOR)
+    b = (torch.randn(64, T, F, generator=g) * 4 - 9).clamp_min(FLOOR)
+    b[0] = a[0]  # equal powers: log 2 above either
+    for x, z in ((a, b), (b, a), (a, a + 30.0)):
+        got, want = logaddexp(x, z), torch.logaddexp(x, z)
+        scale = torch.maximum(x.abs(), z.abs()).clamp_min(1.0)
+        ulp = torch.finfo(torch.float32).eps * scale
+        assert got.shape == want.shape and bool(((got - want).abs() <= 2 * ulp).all())
+    assert torch.allclose(logaddexp(a[0], a[0]), a[0] + math.log(2.0), atol=1e-5)
+    assert logaddexp(a, b).data_ptr() not in (a.data_ptr(), b.data_ptr())  # the inputs are left as they were
+    assert torch.equal(a, (torch.randn(64, T, F, generator=torch.Generator().manual_seed(0)) * 4 - 6).clamp_min(FLOOR))
