@@ -66,8 +66,8 @@ _CANONICAL = struct.Struct("<4sI4s4sIHHIIHH4sI")  # RIFF, size, WAVE; a 16-byte 
 
 
 def _canonical(head: bytes, size: int) -> Optional[WavHeader]:
-    """`wav_header` of the 44-byte layout nearly every clip has (RIFF, a 16-byte fmt chunk, data) in one unpack,
-    a third of the walk's cost; None for any other layout or a truncated file, which the walk reads."""
+    """`wav_header` of the 44-byte layout nearly every clip has (RIFF, a 16-byte fmt chunk, data) in one unpack;
+    None for any other layout or a truncated file, which the walk reads and explains."""
     if len(head) < 44:
         return None
     riff, _, wave, fmt, n_fmt, tag, channels, rate, _, block, bits, data, n = _CANONICAL.unpack_from(head)
