@@ -128,15 +128,14 @@ def available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-_STOP = {"requested": False}
+_stop = False  # set by a job's pre-emption handler (kws_hpc.launch.executors._guard_preemption)
 
 
 def request_stop(on: bool = True) -> None:
-    """Ask the training loop to end this process after its next checkpoint (`on=False` clears it). A job's
-    pre-emption handler asks, so the job still ends when the handler's own exit is lost: SystemExit raised
-    where the main thread happens to be, inside a finalizer say, is printed by Python and dropped."""
-    _STOP["requested"] = on
+    """Ask the training loop to end this process after its next checkpoint (`on=False` clears it)."""
+    global _stop
+    _stop = on
 
 
 def stop_requested() -> bool:
-    return _STOP["requested"]
+    return _stop

@@ -36,8 +36,8 @@ NATS_PER_DB = math.log(10) / 10  # log-power units per dB
 
 
 def logaddexp(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """`torch.logaddexp` (the log-power of two sounds together) within float32 rounding, ~4x faster on a CPU.
-    There its log1p has no vectorised kernel (2.6 ms for a batch of 64 clips on one core, log 0.2 ms);
+    """`torch.logaddexp` (the log-power of two sounds together) within float32 rounding, 2.2-2.3x faster on one
+    CPU thread (BENCHMARKS.md 7q). There its log1p has no vectorised kernel (2.6 ms for 64 clips; log 0.2-1 ms);
     log(1 + e) loses only the part of e <= 1 that float32 cannot hold beside max(a, b) anyway. Inputs
     are finite log-mels (clamped at the log floor); other devices use torch's own."""
     if a.device.type != "cpu":
