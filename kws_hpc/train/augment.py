@@ -23,7 +23,10 @@ sound like another voice: speaking rate and vocal tract length (off by default: 
 voices and cost real speech, BENCHMARKS.md 7g).
 
 Speech frames are found as in `stream.speech_bounds`, from each frame's total log-power. Everything is
-vectorised over the batch and draws from torch's global generator on the batch's device.
+vectorised over the batch and draws from torch's global generator on the batch's device. On the CPU only
+the chosen rows are rewritten. On an accelerator (`dense`) every row is computed and the chosen ones are
+kept with `torch.where`, so that a batch never waits for the host to learn which rows were chosen; the
+draws are the same, and so are the values (tests/train/test_augment.py).
 """
 
 from __future__ import annotations
@@ -76,23 +79,30 @@ def noise_pool(x: torch.Tensor, y: torch.Tensor, silence: int | None,
     return pool if len(pool) else None
 
 
+def _dense(x: torch.Tensor, dense: bool | None) -> bool:
+    """Whether to compute every row and keep the chosen ones (no host sync): by default off the CPU."""
+    return x.device.type != "cpu" if dense is None else dense
+
+
 def stream_windows(x: torch.Tensor, y: torch.Tensor, p: float, pool: torch.Tensor | None,
                    log_floor: float, silence: int | None = None, unknown: int | None = None,
-                   partial: float = 0.0, neighbour: float = 0.5, level_db: tuple = (-40.0, 0.0)
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+                   partial: float = 0.0, neighbour: float = 0.5, level_db: tuple = (-40.0, 0.0),
+                   dense: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """A share `p` of the batch [B, T, F] turned into stream windows (see the module doc); returns (x, y).
 
     `pool` [N, T, F]: background clips (`noise_pool`); without one only the moves are made, and the rest
     of the window holds the quietest frame the clip has. `partial` is the share of rewritten clips that
     keep only part of their speech and become `unknown`. Every draw is made for the whole batch (so a
-    seed gives the same windows whatever the share), the windows are built for the chosen rows only.
+    seed gives the same windows whatever the share), the windows are built for the chosen rows only, or
+    for every row with `dense` (see the module doc).
     """
     b, t, f = x.shape
     dev = x.device
+    dense = _dense(x, dense)
     chosen = torch.rand(b, device=dev) < p
-    if p <= 0 or not bool(chosen.any()):
+    if p <= 0 or (not dense and not bool(chosen.any())):
         return x, y
-    rows = chosen.nonzero().squeeze(1)
+    rows = torch.arange(b, device=dev) if dense else chosen.nonzero().squeeze(1)
     xf = x.float()
     energy = torch.logsumexp(xf, dim=2)  # [B, T] log-power per frame
     first, last, quiet = _speech(energy)  # quiet: the clip's own background level
@@ -129,22 +139,25 @@ def stream_windows(x: torch.Tensor, y: torch.Tensor, p: float, pool: torch.Tenso
         out = torch.where(inside[:, :, None], moved, floor_frame.expand(c, t, f))
     if neighbour > 0:  # the end or the start of another clip at the far side, its word mostly outside
         which = chosen & ~cut & (torch.rand(b, device=dev) < neighbour)
-        out = _neighbour(out, xf, first, last, first + shift, last + shift, which, rows)
-    x = x.clone()
-    x[rows] = out.to(x.dtype)
+        out = _neighbour(out, xf, first, last, first + shift, last + shift, which, rows, dense)
+    if dense:
+        x = torch.where(chosen[:, None, None], out.to(x.dtype), x)
+    else:
+        x = x.clone()
+        x[rows] = out.to(x.dtype)
     if unknown is not None:
         y = torch.where(cut, torch.full_like(y, unknown), y)
     return x, y
 
 
 def _neighbour(out: torch.Tensor, xf: torch.Tensor, first, last, at, end, which: torch.Tensor,
-               rows: torch.Tensor) -> torch.Tensor:
+               rows: torch.Tensor, dense: bool = False) -> torch.Tensor:
     """Lay another clip of the batch at the side of `out` (the windows of `rows`) with more room, at least
     0.2 s of gap after (or before) the window's speech [at, end], so that at most 30 % of its speech
     reaches into the window. `first`, `last`, `at`, `end` and `which` are per row of the whole batch."""
     c, t, f = out.shape
     b = len(xf)
-    if not bool(which.any()):
+    if not dense and not bool(which.any()):
         return out
     dev = out.device
     donor = torch.randperm(b, device=dev)
@@ -165,7 +178,7 @@ def _neighbour(out: torch.Tensor, xf: torch.Tensor, first, last, at, end, which:
 
 
 def add_background(x: torch.Tensor, pool: torch.Tensor | None, p: float, snr_db: tuple,
-                   log_floor: float) -> torch.Tensor:
+                   log_floor: float, dense: bool | None = None) -> torch.Tensor:
     """A share `p` of the batch [B, T, F] with a random noise window of `pool` [N, T, F] (rolled by a
     random number of frames) at an SNR drawn from `snr_db`; the rest unchanged."""
     b, t, f = x.shape
@@ -173,7 +186,7 @@ def add_background(x: torch.Tensor, pool: torch.Tensor | None, p: float, snr_db:
     if pool is None or not len(pool) or p <= 0:
         return x
     chosen = torch.rand(b, device=dev) < p
-    if not bool(chosen.any()):
+    if not _dense(x, dense) and not bool(chosen.any()):
         return x
     xf = x.float()
     bg = pool[torch.randint(len(pool), (b,), device=pool.device)].to(dev).float()
@@ -195,7 +208,7 @@ def _hz_to_mel(f: torch.Tensor) -> torch.Tensor:
 
 
 def warp(x: torch.Tensor, p: float, f_min: float, f_max: float, speed: tuple = SPEED,
-         vtlp: tuple = VTLP) -> torch.Tensor:
+         vtlp: tuple = VTLP, dense: bool | None = None) -> torch.Tensor:
     """A share `p` of the batch [B, T, F] said by another voice: its time axis stretched about the
     word's centre (speaking rate; the word kept inside the window) and its frequencies scaled by a
     factor (vocal tract length perturbation, each mel band read at its centre frequency times the
@@ -203,7 +216,7 @@ def warp(x: torch.Tensor, p: float, f_min: float, f_max: float, speed: tuple = S
     b, t, f = x.shape
     dev = x.device
     chosen = torch.rand(b, device=dev) < p
-    if p <= 0 or not bool(chosen.any()):
+    if p <= 0 or (not _dense(x, dense) and not bool(chosen.any())):
         return x
     xf = x.float()
     first, last, _ = _speech(torch.logsumexp(xf, dim=2))

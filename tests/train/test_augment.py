@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from kws_hpc.train.augment import NATS_PER_DB, noise_pool, speech_frames, stream_windows
+from kws_hpc.train.augment import NATS_PER_DB, add_background, noise_pool, speech_frames, stream_windows, warp
 
 T, F = 100, 40
 FLOOR = math.log(1e-6)
@@ -230,3 +230,21 @@ def test_logaddexp_equals_torchs_within_float32_rounding():
     assert torch.allclose(logaddexp(a[0], a[0]), a[0] + math.log(2.0), atol=1e-5)
     assert logaddexp(a, b).data_ptr() not in (a.data_ptr(), b.data_ptr())  # the inputs are left as they were
     assert torch.equal(a, (torch.randn(64, T, F, generator=torch.Generator().manual_seed(0)) * 4 - 6).clamp_min(FLOOR))
+
+
+@pytest.mark.parametrize("pool, partial, neighbour, p", [(True, 0.3, 0.5, 0.5), (False, 0.3, 0.5, 0.5),
+                                                          (True, 0.0, 0.0, 0.9), (True, 0.3, 0.5, 1e-9)])
+def test_every_row_computed_and_the_chosen_kept_equals_the_chosen_rows_alone(pool, partial, neighbour, p):
+    """The accelerator's way (`dense`: no host sync to learn which rows were chosen) gives the same batch."""
+    x, y, _ = _batch(48)
+    y[::5] = SIL
+    out = {}
+    for dense in (False, True):
+        torch.manual_seed(11)
+        xs, ys = stream_windows(x, y, p, _pool() if pool else None, FLOOR, SIL, UNK, partial, neighbour,
+                                dense=dense)
+        xs = add_background(xs, _pool(), p, (0.0, 20.0), FLOOR, dense=dense)
+        out[dense] = (warp(xs, p, 20.0, 4000.0, dense=dense), ys)
+    assert torch.equal(out[True][0], out[False][0]) and torch.equal(out[True][1], out[False][1])
+    changed = (out[True][0] != x).flatten(1).any(1)
+    assert bool(changed.any()) == (p > 0.01) and bool((out[True][1] != y).any()) == (p > 0.01 and partial > 0)
