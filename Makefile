@@ -7,13 +7,16 @@ BIN := $(VENV)/bin
 RUNTIME_DEBS := espeak-ng flite libportaudio2
 TEST_DEBS := $(RUNTIME_DEBS) chromium slurmctld slurmd slurm-client munge
 
-.PHONY: demo test env system-deps test-deps clean
+.PHONY: demo test docs env system-deps test-deps clean
 
 demo: env
 	$(BIN)/kws-hpc demo --out demo_out
 
 test: test-deps env
 	$(BIN)/python -m pytest -q
+
+docs: env
+	$(BIN)/python -m kws_hpc.clidoc > docs/cli.md
 
 env: $(VENV)/.installed
 

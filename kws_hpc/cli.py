@@ -15,7 +15,7 @@ from kws_hpc import __version__
 from kws_hpc import commands
 from kws_hpc.errors import KwsError
 
-ORDER = ["data", "features", "train", "evaluate", "sweep", "report", "export", "live", "demo", "bench"]
+ORDER = ["data", "features", "train", "evaluate", "sweep", "report", "export", "live", "mine", "demo", "bench"]
 
 
 class Parser(argparse.ArgumentParser):

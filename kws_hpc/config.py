@@ -64,6 +64,8 @@ class FeatureConfig:
         return self
 
 
+SYNTH_TAKES = 3  # `data synth`: times each speaker says each word (docs/decisions.md)
+
 # `_unknown_` (and `_silence_`) clips per 100 keyword clips when --unknown-percent is not given. A detector
 # that runs for hours needs to have heard the other words: 100 found 25 points more keywords at the same
 # false-alarm budget than 10 on two synthetic corpora (validation miss 17.5 vs 49.3 %), and on real speech

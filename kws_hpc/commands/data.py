@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kws_hpc.config import SYNTH_TAKES
+
 STREAM = ("Clips from a Speech Commands layout folder (or archive) with gaps over a quiet background, plus "
           "FILE.tsv: onset/offset (the estimated speech onset and end in the stream, s), word, kind "
           "(keyword|other|noise), clip_start, source. The same corpus and seed give the same file.")
@@ -16,7 +18,7 @@ def register(sub) -> None:
                                     "clips with random gain and background noise, in the Speech Commands layout.")
     s.add_argument("out", help="folder to write (created; an interrupted run is completed on re-run)")
     s.add_argument("--speakers", type=int, default=100, help="distinct voice recipes (default: 100)")
-    s.add_argument("--takes", type=int, default=None,
+    s.add_argument("--takes", type=int, default=SYNTH_TAKES,
                    help="times each speaker says each word, pitch and speed jittered (default: 3)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--words", default=None, help="comma list of words (default: seed12 + v2-12 + a few others)")
@@ -55,12 +57,11 @@ def _words(text):
 
 
 def _synth(args) -> int:
-    from kws_hpc.data.synth import DEFAULT_TAKES, DEFAULT_WORDS, synth_corpus
+    from kws_hpc.data.synth import DEFAULT_WORDS, synth_corpus
 
     words = _words(args.words) or DEFAULT_WORDS
-    takes = DEFAULT_TAKES if args.takes is None else args.takes
     summary = synth_corpus(args.out, words=words, speakers=args.speakers, seed=args.seed, workers=args.workers,
-                           takes=takes)
+                           takes=args.takes)
     print(f"wrote {summary['clips']} clips of {len(words)} words by {summary['speakers']} speakers "
           f"in {summary['seconds']:.1f} s")
     print(args.out)

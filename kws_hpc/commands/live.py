@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kws_hpc.deploy.detector import DetectorConfig
+from kws_hpc.deploy.scoring import TOLERANCE_S
 from kws_hpc.options import add_config_args, config_values
 
 LIVE = ("Rolling 1-s window every hop, energy voice gate with an adaptive noise floor, posterior smoothing, "
@@ -29,8 +30,8 @@ def register(sub) -> None:
     add_config_args(p.add_argument_group("detector (override the model file's settings)"), DetectorConfig,
                     include=OVERRIDES, flags=OVERRIDES, override=True)
     p.add_argument("--no-vad", action="store_true", help="run the model on every hop")
-    p.add_argument("--tolerance", type=float, default=None,
-                   help="scoring: latest detection after the onset, s (default: 1.5)")
+    p.add_argument("--tolerance", type=float, default=TOLERANCE_S,
+                   help="scoring: latest detection after the onset, s (default: %(default)s)")
     p.add_argument("--sweep", action="store_true",
                    help="with --truth: miss rate and false alarms per hour at each threshold")
     p.add_argument("--json", metavar="FILE", default=None, help="write detections, scores and costs as JSON")

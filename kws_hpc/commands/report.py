@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kws_hpc.report.det import DET_MINUTES
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -15,7 +17,7 @@ def register(sub) -> None:
                    help="Optuna storage: journal file, .db file or RDB URL "
                         "(default: RUNS/studies.journal if present)")
     p.add_argument("--out", default=None, help="report folder (default: RUNS/report)")
-    p.add_argument("--det-minutes", type=float, nargs=2, default=None, metavar=("POS", "NEG"),
+    p.add_argument("--det-minutes", type=float, nargs=2, default=list(DET_MINUTES), metavar=("POS", "NEG"),
                    help="test streams the best GRU and LSTM are put through the live detector on: minutes "
                         "with keywords and without (default: 10 30; 0 0 = no DET section)")
     p.set_defaults(func=run)
@@ -24,9 +26,6 @@ def register(sub) -> None:
 def run(args) -> int:
     from kws_hpc.report.build import make_report
 
-    from kws_hpc.report.det import DET_MINUTES
-
-    minutes = tuple(args.det_minutes) if args.det_minutes else DET_MINUTES
-    index = make_report(args.runs, args.out, storage=args.storage, det_minutes=minutes)
+    index = make_report(args.runs, args.out, storage=args.storage, det_minutes=tuple(args.det_minutes))
     print(index)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kws_hpc.config import TrainConfig
 from kws_hpc.defaults import describe
 from kws_hpc.errors import KwsError
 from kws_hpc.options import add_job_args, job_options
@@ -67,7 +68,8 @@ def register(sub) -> None:
     b.add_argument("studies", nargs="*", metavar="STUDY")
     b.add_argument("--retrain", action="store_true", help="retrain the best configuration with several seeds")
     b.add_argument("--seeds", type=int, default=3, help="retrain seeds 0..SEEDS-1 (default: 3)")
-    b.add_argument("--epochs", type=int, default=None, help="retrain epochs (default: 20, the full schedule)")
+    b.add_argument("--epochs", type=int, default=TrainConfig().epochs,
+                   help="retrain epochs (default: %(default)s, train's full schedule)")
     b.add_argument("--allow-unmatched", action="store_true", help="retrain even when the studies' budgets differ")
     _storage_options(b)
     add_job_args(b)
@@ -138,7 +140,6 @@ def cmd_show(args) -> int:
 
 
 def cmd_best(args) -> int:
-    from kws_hpc.config import TrainConfig
     from kws_hpc.sweep.retrain import retrain_best
     from kws_hpc.sweep.studies import best_trial, check_budgets, read_spec
     from kws_hpc.sweep.summary import retrain_table
@@ -161,7 +162,7 @@ def cmd_best(args) -> int:
             out = None if args.out == "runs" else str(Path(args.out).expanduser().resolve())
             spec = read_spec(storage, name)
             job = job_options(args, out or spec.out, f"kws-retrain-{spec.model}")
-            summary = retrain_best(url, name, seeds=args.seeds, epochs=args.epochs or TrainConfig().epochs,
+            summary = retrain_best(url, name, seeds=args.seeds, epochs=args.epochs,
                                    out=out, job=job)
             if summary is not None:
                 print(retrain_table(summary))

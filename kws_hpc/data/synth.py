@@ -26,16 +26,12 @@ from typing import Sequence
 
 import numpy as np
 
-from kws_hpc.config import BACKGROUND, SEED12, V2_12
+from kws_hpc.config import BACKGROUND, SEED12, SYNTH_TAKES as DEFAULT_TAKES, V2_12
 from kws_hpc.errors import KwsError
 from kws_hpc.io import atomic_path, write_text
 
 OTHER_WORDS = ("house", "tree", "happy", "bed", "wow", "sheila")  # for _unknown_
 DEFAULT_WORDS = tuple(dict.fromkeys(SEED12 + V2_12 + OTHER_WORDS))
-# Takes of each word by each speaker, each with the voice's pitch and speed jittered. With one take a word
-# had ~150 training examples in a 200-speaker corpus and the live detector missed the rarer voices; three
-# took the keywords found on the test stream from ~90 to ~97 % (BENCHMARKS.md 5m).
-DEFAULT_TAKES = 3
 
 SR = 16000
 CLIP = SR  # samples per clip
