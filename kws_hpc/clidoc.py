@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 
 WIDTH = "100"  # argparse wraps usage lines at $COLUMNS: fixed, so the file does not depend on the terminal
 
@@ -52,11 +53,26 @@ def _options(parser: argparse.ArgumentParser) -> list[str]:
 
 
 def markdown() -> str:
-    """The whole reference as markdown."""
+    """The whole reference as markdown, the same from any folder and checkout: help texts that list the
+    job profiles and search spaces name only the packaged ones, and not where the package lies."""
     from kws_hpc.cli import build_parser
+    from kws_hpc.defaults import KINDS, packaged
 
     os.environ["COLUMNS"] = WIDTH
-    parser = build_parser()
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory() as empty:
+        os.chdir(empty)  # no ./jobs or ./sweeps of the working folder in the help texts
+        try:
+            parser = build_parser()
+            text = _markdown(parser)
+        finally:
+            os.chdir(here)
+    for kind in KINDS:
+        text = text.replace(str(packaged(kind)), "the package's defaults")
+    return text
+
+
+def _markdown(parser: argparse.ArgumentParser) -> str:
     out = ["# Command reference", "",
            "Generated from the parser by `python -m kws_hpc.clidoc > docs/cli.md` (`make docs`); "
            "`kws-hpc COMMAND --help` prints the same.", ""]
