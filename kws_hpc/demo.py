@@ -38,10 +38,10 @@ class DemoConfig:
 def run_demo(out: str | Path = "demo_out", cfg: DemoConfig = DemoConfig(), log: Callable[[str], None] = print) -> dict:
     """Run (or resume) every stage under `out`; returns where everything went."""
     from kws_hpc.data.synth import DEFAULT_WORDS, synth_corpus
-    from kws_hpc.data.teststream import make_stream
-    from kws_hpc.deploy.detector import DetectorConfig
     from kws_hpc.deploy.export import export_checkpoint
     from kws_hpc.deploy.listen import LiveOptions, run_live
+    from kws_hpc.evaluate.detector import DetectorConfig
+    from kws_hpc.evaluate.teststream import make_stream
     from kws_hpc.features.build import build_store
     from kws_hpc.launch.executors import JobOptions
     from kws_hpc.report.build import make_report

@@ -1,4 +1,5 @@
-"""Shared fixtures: a small generated Speech Commands tree and the feature store built from it.
+"""Shared fixtures: a small generated Speech Commands tree, the feature store built from it, runs trained
+on it and one exported; helpers for the live detector's tests.
 
 The tree is made of real 16-kHz WAV files whose "words" are tone patterns (each word its own pitch
 contour, each speaker its own base pitch and timing), so a model can learn them in seconds.
@@ -64,3 +65,60 @@ def tiny_store(tiny_tree, tmp_path_factory) -> Path:
     cfg = DataConfig(vocab=",".join(TINY_WORDS[:10]))
     return build_store(tiny_tree, cfg, out=tmp_path_factory.mktemp("features"), workers=0, progress=False,
                        log=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_store, tmp_path_factory) -> Path:
+    """A GRU (hidden 16) trained for 2 epochs on the tiny store: a real run folder."""
+    from kws_hpc.config import ModelConfig, RunConfig, TrainConfig
+    from kws_hpc.train.loop import train
+
+    cfg = RunConfig(store=str(tiny_store), model=ModelConfig(hidden=16, layers=1, head="last", clip_norm=False,
+                                                               conv_channels=0),
+                    train=TrainConfig(epochs=2, device="cpu"))
+    return train(cfg, out=tmp_path_factory.mktemp("runs"), log=lambda m: None, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_lstm_run(tiny_store, tmp_path_factory) -> Path:
+    """An LSTM (hidden 8, mean head) trained for 1 epoch on the tiny store."""
+    from kws_hpc.config import ModelConfig, RunConfig, TrainConfig
+    from kws_hpc.train.loop import train
+
+    cfg = RunConfig(store=str(tiny_store), train=TrainConfig(epochs=1, device="cpu", seed=1),
+                    model=ModelConfig(cell="lstm", hidden=8, layers=1, head="mean", clip_norm=False, conv_channels=0))
+    return train(cfg, out=tmp_path_factory.mktemp("runs2"), log=lambda m: None, progress=False)
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_run, tmp_path_factory) -> Path:
+    """`tiny_run` exported, its threshold calibrated on short validation streams."""
+    from kws_hpc.deploy.export import export_checkpoint
+
+    out = tmp_path_factory.mktemp("export") / "tiny.onnx"
+    return export_checkpoint(tiny_run, out, calibrate_minutes=0.5, negative_minutes=1.0, log=lambda m: None)
+
+
+# The live detector's tests: a signal the voice gate hears, and a scorer that needs no model.
+
+def tone_bursts(seconds: float, bursts=(), noise: float = 1e-3, seed: int = 0, sr: int = 16000) -> np.ndarray:
+    """Quiet noise with 300-Hz tone bursts [(start_s, end_s)] at amplitude 0.3."""
+    x = noise * np.random.default_rng(seed).standard_normal(int(seconds * sr))
+    for a, b in bursts:
+        t = np.arange(int(a * sr), int(b * sr))
+        x[t] += 0.3 * np.sin(2 * np.pi * 300 * t / sr)
+    return x.astype(np.float32)
+
+
+class LoudScorer:
+    """Scores the labels (yes, no, _unknown_): "yes" when the window holds a loud frame, else "_unknown_";
+    counts its calls."""
+
+    can_stream = False
+
+    def __init__(self):
+        self.calls = 0
+
+    def window(self, feats):
+        self.calls += 1
+        return np.array([[5.0, 0.0, 0.0] if feats[0].max() > 0 else [0.0, 0.0, 5.0]], np.float32)

@@ -76,7 +76,7 @@ def _download(args) -> int:
 
 
 def _stream(args) -> int:
-    from kws_hpc.data.teststream import make_stream, stream_summary
+    from kws_hpc.evaluate.teststream import make_stream, stream_summary
 
     wav, tsv = make_stream(args.corpus, args.out, minutes=args.minutes, seed=args.seed, keywords=_words(args.keywords),
                            store=args.store, split=args.split, keyword_share=args.keyword_share,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kws_hpc.deploy.calibrate import CALIBRATION_MINUTES, FA_BUDGET, NEGATIVE_MINUTES
-from kws_hpc.deploy.detector import DetectorConfig
+from kws_hpc.evaluate.calibrate import CALIBRATION_MINUTES, FA_BUDGET, NEGATIVE_MINUTES
+from kws_hpc.evaluate.detector import DetectorConfig
 from kws_hpc.options import add_config_args, config_from_args
 
 DETECTOR_FLAGS = {"smooth_s": "--smooth", "refractory_s": "--refractory", "hold_s": "--hold"}

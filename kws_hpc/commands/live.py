@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kws_hpc.deploy.detector import DetectorConfig
-from kws_hpc.deploy.scoring import TOLERANCE_S
+from kws_hpc.evaluate.detector import DetectorConfig
+from kws_hpc.evaluate.scoring import TOLERANCE_S
 from kws_hpc.options import add_config_args, config_values
 
 LIVE = ("Rolling 1-s window every hop, energy voice gate with an adaptive noise floor, posterior smoothing, "

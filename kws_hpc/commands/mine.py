@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kws_hpc.deploy.mine import MINE_FLOOR, MINE_MINUTES
+from kws_hpc.evaluate.mine import MINE_FLOOR, MINE_MINUTES
 
 
 def register(sub) -> None:
@@ -25,7 +25,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import sys
 
-    from kws_hpc.deploy.mine import mine
+    from kws_hpc.evaluate.mine import mine
 
     print(mine(args.run, args.out, args.minutes, args.floor, progress=not args.no_progress,
                log=lambda m: print(m, file=sys.stderr)))

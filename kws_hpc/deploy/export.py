@@ -3,9 +3,9 @@
 `export_checkpoint` rebuilds the model from the checkpoint alone (refusing one without its label order or
 feature config), converts it to ONNX, runs the ONNX graph and the checkpoint on the stored test clips of
 the run's store and refuses to write when they differ by more than 1e-4, calibrates the threshold on the
-validation split for a false-alarm budget (calibrate.py), and writes graph + metadata under a temporary
+validation split for a false-alarm budget (`evaluate.calibrate`), and writes graph + metadata under a temporary
 name, renamed at the end. Several checkpoints of the same labels and feature config export as one graph
-that averages their posteriors (onnx_model.py), calibrated as one detector.
+that averages their posteriors (`evaluate.scorer`), calibrated as one detector.
 """
 
 from __future__ import annotations
@@ -17,15 +17,14 @@ from typing import Callable, Optional
 import numpy as np
 
 from kws_hpc import __version__
-from kws_hpc.deploy.calibrate import CALIBRATION_MINUTES, FA_BUDGET, NEGATIVE_MINUTES, calibrate
 from kws_hpc.config import FeatureConfig, from_dict, to_dict
-from kws_hpc.deploy.detector import DetectorConfig
+from kws_hpc.deploy.onnx_model import FORMAT, FORMAT_VERSION, load_exported, with_metadata
 from kws_hpc.errors import KwsError
+from kws_hpc.evaluate.calibrate import CALIBRATION_MINUTES, FA_BUDGET, NEGATIVE_MINUTES, calibrate
+from kws_hpc.evaluate.detector import DetectorConfig
+from kws_hpc.evaluate.scorer import OnnxScorer, TorchScorer, members, one_thread, to_onnx
 from kws_hpc.io import write_bytes
 from kws_hpc.train.rundir import RunDir
-from kws_hpc.deploy.onnx_model import FORMAT, FORMAT_VERSION, OnnxScorer, TorchScorer, load_exported, members
-from kws_hpc.deploy.onnx_model import one_thread
-from kws_hpc.deploy.onnx_model import to_onnx, with_metadata
 
 PARITY_TOLERANCE = 1e-4  # max |logit difference| between the exported graph and the checkpoint
 PARITY_CLIPS = 1000  # test clips compared (all when fewer)

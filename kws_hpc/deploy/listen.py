@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from kws_hpc.deploy.detector import DetectorConfig
 from kws_hpc.errors import KwsError
+from kws_hpc.evaluate.detector import Detection, DetectorConfig
 from kws_hpc.io import write_json
 
 
@@ -54,10 +54,12 @@ def _say(message: str) -> None:
 
 def run_live(model_file: str | Path, opts: LiveOptions = LiveOptions(), log: Callable[[str], None] = _say) -> dict:
     """Run the detector; print detections, the score and the cost; returns the report (also to opts.json)."""
+    from kws_hpc.deploy.audiofile import run_wav
     from kws_hpc.deploy.mic import listen as listen_mic
     from kws_hpc.deploy.mic import open_input
-    from kws_hpc.deploy.onnx_model import load_exported, one_thread
-    from kws_hpc.deploy.pipeline import Pipeline, format_detection, run_wav
+    from kws_hpc.deploy.onnx_model import load_exported
+    from kws_hpc.evaluate.pipeline import Pipeline
+    from kws_hpc.evaluate.scorer import one_thread
 
     opts.check()
     model = load_exported(model_file, threads=opts.threads)
@@ -90,8 +92,8 @@ def run_live(model_file: str | Path, opts: LiveOptions = LiveOptions(), log: Cal
 
 def score_run(pipe, dets, labels, cfg: DetectorConfig, opts: LiveOptions, log) -> dict:
     """Log and return the score against the truth, the voice gate's score and, asked, the sweep."""
-    from kws_hpc.data.teststream import read_truth
-    from kws_hpc.deploy.scoring import SHOWN, TOLERANCE_S, score, sweep, sweep_rows, vad_score
+    from kws_hpc.evaluate.scoring import SHOWN, TOLERANCE_S, score, sweep, sweep_rows, vad_score
+    from kws_hpc.evaluate.teststream import read_truth
 
     truth = read_truth(opts.truth)
     tol = opts.tolerance if opts.tolerance is not None else TOLERANCE_S
@@ -121,6 +123,11 @@ def score_run(pipe, dets, labels, cfg: DetectorConfig, opts: LiveOptions, log) -
                 log(f"  {t:<6g}   {miss}  {r.fa_per_hour:7.1f}")
         out["sweep"] = sweep_rows(rows)
     return out
+
+
+def format_detection(d: Detection) -> str:
+    m, s = divmod(d.time, 60)
+    return f"{int(m):02d}:{s:06.3f}  {d.label:<12s} {d.confidence:.3f}"
 
 
 def threshold_text(t: float) -> str:

@@ -1,4 +1,4 @@
-"""Stage 5, report: run folders and Optuna studies gathered into one HTML page, markdown, CSV and JSON
+"""Stage 6, report: run folders and Optuna studies gathered into one HTML page, markdown, CSV and JSON
 (runs, studies, the paired comparison, figures, sections, the page itself)."""
 
 from kws_hpc.lazy import exports

@@ -26,10 +26,10 @@ CACHE = "det.json"
 
 def det_context(best: dict, out: Path, minutes: tuple = DET_MINUTES, log: Callable[[str], None] = print) -> dict:
     """{"skipped": why} or {"streams": ..., "models": {name: {run, curve, at}}, "per_false_alarm": ...}."""
-    from kws_hpc.deploy.det import averaged_traces, corpus_of, make_stream
-    from kws_hpc.deploy.detector import DetectorConfig
-    from kws_hpc.deploy.onnx_model import checkpoint_scorer
-    from kws_hpc.deploy.scoring import THRESHOLDS
+    from kws_hpc.evaluate.det import averaged_traces, corpus_of, make_stream
+    from kws_hpc.evaluate.detector import DetectorConfig
+    from kws_hpc.evaluate.scorer import checkpoint_scorer
+    from kws_hpc.evaluate.scoring import THRESHOLDS
     from kws_hpc.errors import KwsError
 
     runs = [best[f] for f in ("gru", "lstm") if f in best] or list(best.values())
@@ -84,9 +84,9 @@ def _measure(name: str, run: str, family: str, scorer, labels, cfg, pos, neg, lo
     """(its DET entry, its traces) of a scorer run over both streams, or of traces already recorded."""
     import time
 
-    from kws_hpc.deploy.det import measure, trace_curve
-    from kws_hpc.deploy.onnx_model import one_thread
-    from kws_hpc.deploy.scoring import miss_at
+    from kws_hpc.evaluate.det import measure, trace_curve
+    from kws_hpc.evaluate.scorer import one_thread
+    from kws_hpc.evaluate.scoring import miss_at
 
     t0 = time.perf_counter()
     if traces is None:

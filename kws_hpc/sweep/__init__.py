@@ -1,4 +1,4 @@
-"""Stage 4, sweeps: search spaces (sweeps/*.toml), study storage, studies that carry their own spec,
+"""Stage 5, sweeps: search spaces (sweeps/*.toml), study storage, studies that carry their own spec,
 the worker that runs trials, launching workers, and retraining the best configuration."""
 
 from kws_hpc.lazy import exports

@@ -25,6 +25,7 @@ from kws_hpc.errors import KwsError
 from kws_hpc.progress import bar as progress_bar
 from kws_hpc.train.evaluate import inference_ms, load_checkpoint, metrics, predict
 from kws_hpc.train.models import build_model, count_params, spec_augment
+from kws_hpc.train.negatives import load_hard_negatives
 from kws_hpc.runtime import as_run, get_device, rng_state, set_rng_state, set_seed, stop_requested
 from kws_hpc.features.store import StoreInfo, load_noise, load_split, open_store
 from kws_hpc.train.rundir import RunDir
@@ -105,8 +106,6 @@ def _load(info: StoreInfo, device: torch.device, log, hard_negatives: str = "") 
 
 
 def _with_hard_negatives(x: torch.Tensor, y: torch.Tensor, info: StoreInfo, path: str, log):
-    from kws_hpc.deploy.mine import load_hard_negatives
-
     if UNKNOWN not in info.labels:
         raise KwsError(f"--hard-negatives needs a store with {UNKNOWN} (features --extras); {info.path} has none")
     fc = info.feature_config

@@ -65,8 +65,9 @@ def test_the_store_pads_short_clips_with_background_unless_asked_for_zeros(tmp_p
 
 
 def test_live_fills_the_window_before_a_stream_and_after_a_short_file_with_background(tmp_path):
-    from kws_hpc.deploy.detector import DetectorConfig
-    from kws_hpc.deploy.pipeline import Pipeline, run_wav
+    from kws_hpc.deploy.audiofile import run_wav
+    from kws_hpc.evaluate.detector import DetectorConfig
+    from kws_hpc.evaluate.pipeline import Pipeline
     from kws_hpc.features.logmel import log_mel
 
     class Recorder:  # a scorer that keeps the windows it is shown

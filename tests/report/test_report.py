@@ -242,7 +242,7 @@ def test_a_run_with_an_unreadable_result_is_named_with_why(trained, tmp_path):
 
 
 def test_det_curves_and_table_of_the_best_gru_and_lstm(report, trained):
-    from kws_hpc.deploy.scoring import DetPoint, miss_at
+    from kws_hpc.evaluate.scoring import DetPoint, miss_at
 
     det = report["json"]["det"]
     assert det["split"] == "test" and det["per_false_alarm"] == pytest.approx(60.0)

@@ -27,7 +27,7 @@ def extras_run(tiny_tree, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mined(extras_run, tmp_path_factory):
-    from kws_hpc.deploy.mine import mine
+    from kws_hpc.evaluate.mine import mine
 
     _, run, _ = extras_run
     return mine(run, tmp_path_factory.mktemp("hn") / "hn.npz", minutes=1.0, floor=0.05, progress=False,
@@ -36,8 +36,8 @@ def mined(extras_run, tmp_path_factory):
 
 def test_mining_keeps_the_windows_that_score_a_keyword_on_training_speakers(extras_run, mined):
     from kws_hpc.config import FeatureConfig
-    from kws_hpc.deploy.det import make_stream
-    from kws_hpc.deploy.mine import MINE_SEED
+    from kws_hpc.evaluate.det import make_stream
+    from kws_hpc.evaluate.mine import MINE_SEED
     from kws_hpc.features.logmel import log_mels
     from kws_hpc.features.store import open_store
 
@@ -54,7 +54,7 @@ def test_mining_keeps_the_windows_that_score_a_keyword_on_training_speakers(extr
     again = log_mels(stream.audio[None, end - 16000:end].astype(np.float32), FeatureConfig())
     assert np.allclose(again[0].astype(np.float16), feats[0], atol=1e-2)
     # a higher floor keeps fewer windows
-    from kws_hpc.deploy.mine import mine
+    from kws_hpc.evaluate.mine import mine
 
     fewer = mine(extras_run[1], mined.parent / "hi.npz", minutes=1.0, floor=float(np.median(scores)),
                  progress=False, log=lambda m: None)
@@ -88,7 +88,7 @@ def test_training_adds_them_as_unknown_and_names_another_run(extras_run, mined):
 
 
 def test_another_stores_windows_or_a_store_without_unknown_are_refused(extras_run, mined, tiny_store, tmp_path):
-    from kws_hpc.deploy.mine import load_hard_negatives
+    from kws_hpc.train.negatives import load_hard_negatives
     from kws_hpc.features.store import open_store
     from kws_hpc.train.loop import _load
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
-from test_export import exported, tiny_run  # noqa: F401 (session fixtures: a trained, exported tiny model)
 
 from kws_hpc.cli import main
 from kws_hpc.deploy.onnx_model import load_exported
-from kws_hpc.deploy.scoring import DetPoint, miss_at, pick_by_budget
+from kws_hpc.evaluate.scoring import DetPoint, miss_at, pick_by_budget
 
 
 def table(*rows) -> list[DetPoint]:
@@ -42,7 +41,7 @@ def test_ties_go_to_the_middle_of_the_widest_run():
     assert pick_by_budget(nothing, 1.0) == (nothing[0], False)  # equal false alarms: the fewest misses
 
 
-def test_exported_file_keeps_the_budget_threshold_and_validation_figures(exported):  # noqa: F811
+def test_exported_file_keeps_the_budget_threshold_and_validation_figures(exported):
     model = load_exported(exported)
     c = model.meta["calibration"]
     assert c["method"] == "validation_streams" and c["fa_per_hour_budget"] == 2.0 and c["split"] == "val"
@@ -60,7 +59,7 @@ def test_exported_file_keeps_the_budget_threshold_and_validation_figures(exporte
         assert c["fa_per_hour"] == min(p.fa_per_hour for p in curve)
 
 
-def test_export_cli_budget_moves_the_threshold(tiny_run, tmp_path, capsys):  # noqa: F811
+def test_export_cli_budget_moves_the_threshold(tiny_run, tmp_path, capsys):
     thresholds = {}
     for budget in ("0", "100000"):
         out = tmp_path / f"m{budget}.onnx"
@@ -81,7 +80,7 @@ def test_export_cli_budget_moves_the_threshold(tiny_run, tmp_path, capsys):  # n
     assert main(["export", str(tiny_run), "--out", str(tmp_path / "x.onnx"), "--fa-per-hour", "-1"]) == 2
 
 
-def test_without_a_negative_stream_false_alarms_are_counted_on_the_keyword_stream(tiny_run, tmp_path):  # noqa: F811
+def test_without_a_negative_stream_false_alarms_are_counted_on_the_keyword_stream(tiny_run, tmp_path):
     from kws_hpc.deploy.export import export_checkpoint
 
     lines: list = []

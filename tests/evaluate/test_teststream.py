@@ -13,7 +13,7 @@ from conftest import make_tree
 from kws_hpc.cli import main
 from kws_hpc.data.split import hash_split, read_manifest
 from kws_hpc.errors import KwsError
-from kws_hpc.data.teststream import make_stream, read_truth, speech_bounds, stream_audio
+from kws_hpc.evaluate.teststream import make_stream, read_truth, speech_bounds, stream_audio
 
 WORDS = ["yes", "no", "up", "down", "house", "tree"]  # four seed12 keywords, two other words
 

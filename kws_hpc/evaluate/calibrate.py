@@ -26,9 +26,9 @@ from typing import Callable, Optional
 import numpy as np
 
 from kws_hpc.config import FeatureConfig
-from kws_hpc.deploy.det import corpus_of, make_stream, stream_sweep
-from kws_hpc.deploy.detector import DetectorConfig, softmax
-from kws_hpc.deploy.scoring import THRESHOLDS, det_curve, pick_by_budget, pick_threshold
+from kws_hpc.evaluate.det import corpus_of, make_stream, stream_sweep
+from kws_hpc.evaluate.detector import DetectorConfig, softmax
+from kws_hpc.evaluate.scoring import THRESHOLDS, det_curve, pick_by_budget, pick_threshold
 
 CALIBRATION_SEED = 20250  # the validation keyword stream's seed (report streams use other seeds)
 NEGATIVE_SEED = 20251  # the validation negative stream's seed

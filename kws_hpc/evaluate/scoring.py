@@ -20,8 +20,8 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from kws_hpc.deploy.detector import Detection, DetectorConfig, replay
-from kws_hpc.data.teststream import TruthEvent
+from kws_hpc.evaluate.detector import Detection, DetectorConfig, replay
+from kws_hpc.evaluate.teststream import TruthEvent
 
 TOLERANCE_S = 1.5  # a word may be detected up to this long after its onset
 # Every 0.01 from 0.05 to 0.94, every 0.002 to 0.988, every 0.001 to 0.999: a budget of a few false alarms

@@ -1,9 +1,9 @@
 """Hard negatives: the windows of training-speaker audio without keywords on which a model fires.
 
 A trained model runs over a long stream of the training split's speakers with no keyword in it (other
-words, noise bursts, background: `data.teststream`); every 1-s window whose best keyword score reaches
-`floor` is a false alarm the model is close to making. Their log-mels go to one .npz that
-`kws-hpc train --hard-negatives FILE` adds to the training split as `_unknown_`. Only training speakers
+words, noise bursts, background: `evaluate.teststream`); every 1-s window whose best keyword score reaches
+`floor` is a false alarm the model is close to making. Their log-mels go to one .npz (`train.negatives`)
+that `kws-hpc train --hard-negatives FILE` adds to the training split as `_unknown_`. Only training speakers
 are heard, so validation and test stay untouched (BENCHMARKS.md 5i).
 """
 
@@ -20,20 +20,19 @@ from kws_hpc.errors import KwsError
 MINE_MINUTES = 180.0  # stream length: about 800 events for the 200-speaker corpus's default GRU (5i)
 MINE_FLOOR = 0.3  # a window counts when its best keyword score (smoothed, as the detector sees it) reaches this
 MINE_SEED = 11  # the stream's seed (calibration and the report use others; the split differs anyway)
-KEYS = ("features", "times", "scores", "store_signature", "run_signature")
 
 
 def mine(run: str | Path, out: str | Path, minutes: float = MINE_MINUTES, floor: float = MINE_FLOOR,
          seed: int = MINE_SEED, progress: bool = True, log: Callable[[str], None] = print) -> Path:
     """Write OUT (.npz): the log-mels of every window of a `minutes`-long training-speaker stream without
     keywords where the run's model scores a keyword >= `floor`; returns OUT."""
-    from kws_hpc.deploy.det import SWEEP_BATCH, make_stream
-    from kws_hpc.deploy.detector import DetectorConfig
-    from kws_hpc.deploy.onnx_model import checkpoint_scorer, one_thread
-    from kws_hpc.deploy.pipeline import Pipeline
+    from kws_hpc.evaluate.det import SWEEP_BATCH, make_stream
+    from kws_hpc.evaluate.detector import DetectorConfig
+    from kws_hpc.evaluate.pipeline import Pipeline
+    from kws_hpc.evaluate.scorer import checkpoint_scorer, one_thread
     from kws_hpc.features.logmel import log_mels
-    from kws_hpc.io import write_npz
     from kws_hpc.progress import bar
+    from kws_hpc.train.negatives import write_hard_negatives
     from kws_hpc.train.rundir import RunDir
 
     if not minutes > 0 or not 0 < floor < 1:
@@ -65,8 +64,7 @@ def mine(run: str | Path, out: str | Path, minutes: float = MINE_MINUTES, floor:
     hot = np.flatnonzero((scores >= floor) & (ends >= n))
     waves = np.stack([stream.audio[e - n:e] for e in ends[hot]]) if len(hot) else np.zeros((0, n), np.float32)
     feats = log_mels(waves.astype(np.float32), fc).astype(fc.dtype)
-    write_npz(out, features=feats, times=times[hot], scores=scores[hot],
-              store_signature=np.array(ckpt["store_signature"]), run_signature=np.array(run.signature))
+    write_hard_negatives(out, feats, times[hot], scores[hot], ckpt["store_signature"], run.signature)
     events = int(np.sum(np.diff(times[hot], prepend=-1.0) > 0.5))
     log(f"{len(hot)} windows ({events} events) of {len(times)} hops scored >= {floor:g}: {out}")
     return out
@@ -82,22 +80,3 @@ def _ready(out: Path) -> Path:
     except OSError as e:
         raise KwsError(f"--out {out}: cannot make its folder ({e.strerror or e}); choose another place") from None
     return out
-
-
-def load_hard_negatives(path: str | Path, store_signature: str, frames: int, n_mels: int) -> np.ndarray:
-    """The windows of a `mine` file, refused (KwsError, one line) when they belong to another store."""
-    path = Path(path).expanduser()
-    try:
-        with np.load(path) as z:
-            data = {k: z[k] for k in KEYS}
-    except (OSError, ValueError, KeyError) as e:
-        raise KwsError(f"--hard-negatives {path}: not a file written by `kws-hpc mine` ({type(e).__name__}); "
-                       "mine it again") from None
-    if str(data["store_signature"]) != store_signature:
-        raise KwsError(f"--hard-negatives {path} was mined from a run of store {data['store_signature']}, not "
-                       f"{store_signature}; mine it with a run of this store")
-    feats = data["features"]
-    if feats.ndim != 3 or feats.shape[1:] != (frames, n_mels):
-        raise KwsError(f"--hard-negatives {path}: windows of shape {feats.shape[1:]}, the store's are "
-                       f"{(frames, n_mels)}; mine it again")
-    return feats

@@ -2,7 +2,7 @@
 
 The field reports a keyword spotter with two numbers from two kinds of audio: the miss rate on audio full
 of keywords and the false alarms per hour on long audio without any (other words, noise, quiet). Both
-streams here come from one split's speakers of the store's corpus (`data.teststream`); the pipeline runs
+streams here come from one split's speakers of the store's corpus (`evaluate.teststream`); the pipeline runs
 over each once, recording its smoothed posteriors, and the recording is replayed under every threshold.
 Export calibration uses the validation split, the report the test split.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from kws_hpc.config import FeatureConfig
-from kws_hpc.deploy.detector import DetectorConfig
-from kws_hpc.deploy.scoring import THRESHOLDS, DetPoint, Score, det_curve, sweep
+from kws_hpc.evaluate.detector import DetectorConfig
+from kws_hpc.evaluate.scoring import THRESHOLDS, DetPoint, Score, det_curve, sweep
 
 SWEEP_BATCH = 64  # windows per model run when a stream is swept offline
 
@@ -50,7 +50,7 @@ class Stream:
 
 def make_stream(store: Path, split: str, minutes: float, seed: int, negative: bool) -> Stream:
     """A stream of `split`'s speakers from the store's corpus: keywords (60 %), or none at all."""
-    from kws_hpc.data.teststream import stream_audio
+    from kws_hpc.evaluate.teststream import stream_audio
     from kws_hpc.errors import KwsError
 
     corpus = corpus_of(store)
@@ -64,7 +64,7 @@ def make_stream(store: Path, split: str, minutes: float, seed: int, negative: bo
 def stream_trace(scorer, labels: Sequence[str], fc: FeatureConfig, cfg: DetectorConfig, stream: Stream):
     """(hop times, smoothed posteriors, seconds) of the live pipeline once over the stream (the model on
     `SWEEP_BATCH` windows at a time: the same trace as hop by hop, several times faster)."""
-    from kws_hpc.deploy.pipeline import Pipeline
+    from kws_hpc.evaluate.pipeline import Pipeline
 
     pipe = Pipeline(scorer, labels, fc, cfg, record=True, batch=SWEEP_BATCH)
     pipe.push(stream.audio)
