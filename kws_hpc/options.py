@@ -96,6 +96,15 @@ def add_config_args(parser, cls, include: Optional[Iterable[str]] = None, exclud
         parser.add_argument(flag_of(name, flags), **kw)
 
 
+def add_run_options(p) -> None:
+    """Every ModelConfig and TrainConfig field as a flag (the cell is `--model`): a training recipe, as
+    `kws-hpc train` and the variants of `kws-hpc bench ablate` take it."""
+    from kws_hpc.config import ModelConfig, TrainConfig
+
+    add_config_args(p.add_argument_group("model"), ModelConfig, flags={"cell": "--model"})
+    add_config_args(p.add_argument_group("training"), TrainConfig)
+
+
 def config_values(cls, args: argparse.Namespace, skip_none: bool = False) -> dict:
     """{field: parsed value} for every field of `cls` the namespace has (None values dropped if asked)."""
     out = {}

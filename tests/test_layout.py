@@ -13,7 +13,7 @@ import pytest
 import kws_hpc
 
 PACKAGE = Path(kws_hpc.__file__).parent
-STAGES = ("data", "features", "train", "evaluate", "launch", "sweep", "report", "deploy")
+STAGES = ("data", "features", "train", "evaluate", "launch", "sweep", "report", "deploy", "measure")
 
 
 def test_one_subpackage_per_stage_and_small_modules():

@@ -58,14 +58,12 @@ def register(sub) -> None:
 
 
 def run_ablation(args) -> int:
-    from kws_hpc.ablation import ablate, check_variant, parse_variant, table
     from kws_hpc.features.store import open_store
+    from kws_hpc.measure.ablation import ablate, parse_variant, table
 
     for s in args.store:
         open_store(s)  # a wrong path is one line before anything trains
-    variants = [parse_variant(v) for v in args.variant]
-    for name, flags in variants:
-        check_variant(name, flags)  # a bad flag is one line before anything trains
+    variants = [parse_variant(v) for v in args.variant]  # ablate checks their flags before anything trains
     if "defaults" not in [n for n, _ in variants]:
         variants.insert(0, ("defaults", []))
     rows = ablate(args.store, variants, args.seeds, args.out, jobs=args.jobs, runs=args.runs)
@@ -95,8 +93,8 @@ def run(args) -> int:
 
 
 def _run(args, out: Path) -> int:
-    from kws_hpc import bench
     from kws_hpc.io import write_text
+    from kws_hpc.measure import bench
 
     what = args.bench_command
     rows = []

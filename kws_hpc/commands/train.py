@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kws_hpc.config import ModelConfig, RunConfig, TrainConfig
-from kws_hpc.options import add_config_args, config_from_args
+from kws_hpc.options import add_run_options, config_from_args
 
 
 def register(sub) -> None:
@@ -19,12 +19,6 @@ def register(sub) -> None:
                    help="CPU threads for torch (default: torch's choice; 1 is faster on a shared machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar over batches")
     p.set_defaults(func=run)
-
-
-def add_run_options(p) -> None:
-    """Every ModelConfig and TrainConfig field as a flag (the cell is `--model`)."""
-    add_config_args(p.add_argument_group("model"), ModelConfig, flags={"cell": "--model"})
-    add_config_args(p.add_argument_group("training"), TrainConfig)
 
 
 def run_config(args) -> RunConfig:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from kws_hpc.ablation import parse_variant, table
+from kws_hpc.measure.ablation import parse_variant, table
 from kws_hpc.cli import main
 from kws_hpc.errors import KwsError
 

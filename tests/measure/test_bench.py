@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from kws_hpc.bench import bench_features, bench_train, per_clip_features
+from kws_hpc.measure.bench import bench_features, bench_train, per_clip_features
 from kws_hpc.features.store import load_split
 
 from conftest import TINY_WORDS
