@@ -47,7 +47,7 @@ def run_demo(out: str | Path = "demo_out", cfg: DemoConfig = DemoConfig(), log: 
     from kws_hpc.report.build import make_report
     from kws_hpc.sweep import retrain_call, retrain_runs, run_sweep, study_name, sweep_specs
     from kws_hpc.sweep.space import load_space
-    from kws_hpc.sweep.storage import open_storage, storage_url
+    from kws_hpc.launch.storage import open_storage, storage_url
     from kws_hpc.sweep.summary import studies_table
     from kws_hpc.train.rundir import RunDir, best_runs
 

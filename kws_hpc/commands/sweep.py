@@ -89,7 +89,7 @@ def _storage_options(p) -> None:
 
 
 def _open(args):
-    from kws_hpc.sweep.storage import open_storage, storage_url
+    from kws_hpc.launch.storage import open_storage, storage_url
 
     url = storage_url(args.storage, args.out)
     if "://" not in url and not Path(url).is_file():
@@ -101,7 +101,7 @@ def cmd_run(args) -> int:
     from kws_hpc.launch.executors import check_job
     from kws_hpc.sweep.run import run_sweep, sweep_specs
     from kws_hpc.sweep.space import load_space
-    from kws_hpc.sweep.storage import open_storage, storage_url
+    from kws_hpc.launch.storage import open_storage, storage_url
     from kws_hpc.sweep.summary import studies_table
 
     job = job_options(args, args.out, "kws-sweep")

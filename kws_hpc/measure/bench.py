@@ -219,7 +219,8 @@ def bench_sweep(store: str | Path, out: str | Path, trials: int = 8, epochs: int
     import shutil
 
     from kws_hpc.launch.executors import JobOptions
-    from kws_hpc.sweep import SweepSpec, load_space, run_sweep, storage_url
+    from kws_hpc.launch.storage import storage_url
+    from kws_hpc.sweep import SweepSpec, load_space, run_sweep
 
     rows = []
     for workers in (1, 2):

@@ -20,8 +20,8 @@ RUN_ATTRS = ("run", "run_dir", "run_folder", "run_path")
 def open_storage(spec: str):
     """An Optuna storage, read as the sweeps name it: an RDB URL (`sqlite:///x.db`, `postgresql://...`),
     a `.db`/`.sqlite` file, or a journal file. Nothing is created: a missing file is an error."""
-    from kws_hpc.sweep.storage import open_storage as open_sweep_storage
-    from kws_hpc.sweep.storage import storage_url
+    from kws_hpc.launch.storage import open_storage as open_sweep_storage
+    from kws_hpc.launch.storage import storage_url
 
     return open_sweep_storage(storage_url(spec), create=False)
 

@@ -1,11 +1,10 @@
-"""Stage 5, sweeps: search spaces (sweeps/*.toml), study storage, studies that carry their own spec,
-the worker that runs trials, launching workers, and retraining the best configuration."""
+"""Stage 5, sweeps: search spaces (sweeps/*.toml), studies that carry their own spec (in the study storage
+of `launch.storage`), the worker that runs trials, launching workers, and retraining the best configuration."""
 
 from kws_hpc.lazy import exports
 
 __getattr__, __dir__ = exports(__name__, {
     "find_space": "space", "load_space": "space", "run_config": "space", "suggest": "space",
-    "open_storage": "storage", "storage_url": "storage", "default_storage": "storage",
     "SweepSpec": "studies", "study_name": "studies", "study_id": "studies", "read_spec": "studies",
     "create_sweep": "studies", "trials_of": "studies", "counts": "studies", "best_trial": "studies",
     "budget": "studies",

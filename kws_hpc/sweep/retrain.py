@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 from kws_hpc.io import write_json
 from kws_hpc.sweep.space import run_config
-from kws_hpc.sweep.storage import open_storage
+from kws_hpc.launch.storage import open_storage
 from kws_hpc.sweep.studies import SweepSpec, best_trial, budget, read_spec
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from kws_hpc.errors import KwsError
-from kws_hpc.sweep.storage import open_storage
+from kws_hpc.launch.storage import open_storage
 from kws_hpc.sweep.studies import SweepSpec, counts, create_sweep, study_name, trials_of
 from kws_hpc.sweep.worker import run_worker
 

@@ -17,9 +17,9 @@ import optuna
 from optuna.trial import TrialState
 
 from kws_hpc.errors import KwsError
-from kws_hpc.sweep.optuna_compat import trial_state
+from kws_hpc.launch.optuna_compat import trial_state
 from kws_hpc.sweep.space import run_config, suggest
-from kws_hpc.sweep.storage import open_storage
+from kws_hpc.launch.storage import open_storage
 from kws_hpc.sweep.studies import SPEC_ATTR, SweepSpec, counts, read_spec, study_id, trials_of
 
 

@@ -68,7 +68,7 @@ def test_sweep_runs_as_one_slurm_job_array(slurm, tiny_store, tmp_path, capsys):
     assert code == 0
     assert "as Slurm job array" in capsys.readouterr().out
     name = S.study_name("gru", tiny_store)
-    storage = S.open_storage(S.default_storage(out))
+    storage = L.open_storage(L.default_storage(out))
     trials = storage.get_all_trials(S.study_id(storage, name))
     c = S.counts(trials)
     assert c["COMPLETE"] + c["PRUNED"] == 2 and c["RUNNING"] == 0, c

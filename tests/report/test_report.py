@@ -39,6 +39,7 @@ def trained(tiny_store, tmp_path_factory) -> dict:
     import torch
 
     from kws_hpc import sweep
+    from kws_hpc.launch.storage import open_storage, storage_url
     from kws_hpc.train.loop import train
 
     runs = tmp_path_factory.mktemp("runs")
@@ -58,11 +59,11 @@ def trained(tiny_store, tmp_path_factory) -> dict:
 
             with pytest.raises(Stop):
                 train(tiny_run(tiny_store, "lstm", epochs=3), on_epoch=stop, **quiet)
-            url = sweep.storage_url(None, runs)
+            url = storage_url(None, runs)
             spec = sweep.SweepSpec(store=str(tiny_store), model="gru", space=sweep.load_space("tiny"),
                                    out=str(runs), trials=3, device="cpu")
             name = f"kws-gru-{Path(tiny_store).name}"
-            sweep.create_sweep(sweep.open_storage(url), name, spec)
+            sweep.create_sweep(open_storage(url), name, spec)
             sweep.run_worker(url, name, log=lambda m: None)
     finally:
         torch.set_num_threads(threads)

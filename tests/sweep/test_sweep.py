@@ -18,6 +18,7 @@ import pytest
 
 from kws_hpc.cli import main
 from kws_hpc.errors import KwsError
+from kws_hpc import launch as L
 from kws_hpc import sweep as S
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +56,7 @@ def make_spec(store, tmp_path, trials=2, epochs=1, pruner="none", model="gru", *
 
 
 def states(url: str, name: str) -> dict:
-    storage = S.open_storage(url)
+    storage = L.open_storage(url)
     return S.counts(storage.get_all_trials(S.study_id(storage, name), deepcopy=False))
 
 
@@ -97,17 +98,17 @@ def test_bad_space_is_one_clear_error(tmp_path):
 
 
 def test_storage_urls(tmp_path):
-    assert S.storage_url(None, tmp_path) == str(tmp_path.resolve() / "studies.journal")
-    assert S.storage_url(str(tmp_path / "a.db")) == f"sqlite:///{tmp_path.resolve() / 'a.db'}"
-    assert S.storage_url("postgresql://u@h/db") == "postgresql://u@h/db"
-    assert S.storage_url(str(tmp_path / "s.log")).endswith("s.log")
+    assert L.storage_url(None, tmp_path) == str(tmp_path.resolve() / "studies.journal")
+    assert L.storage_url(str(tmp_path / "a.db")) == f"sqlite:///{tmp_path.resolve() / 'a.db'}"
+    assert L.storage_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert L.storage_url(str(tmp_path / "s.log")).endswith("s.log")
     with pytest.raises(KwsError, match="is a folder"):
-        S.open_storage(str(tmp_path))
+        L.open_storage(str(tmp_path))
 
 
 def test_existing_study_with_other_space_is_refused(tiny_store, tmp_path):
-    url = S.storage_url(None, tmp_path)
-    storage = S.open_storage(url)
+    url = L.storage_url(None, tmp_path)
+    storage = L.open_storage(url)
     S.create_sweep(storage, "s", make_spec(tiny_store, tmp_path, epochs=1))
     S.create_sweep(storage, "s", make_spec(tiny_store, tmp_path, epochs=1, trials=5))  # more trials: fine
     assert S.read_spec(storage, "s").trials == 5
@@ -118,8 +119,8 @@ def test_existing_study_with_other_space_is_refused(tiny_store, tmp_path):
 def test_trial_past_the_budget_is_refused(tiny_store, tmp_path):
     import optuna
 
-    url = S.storage_url(None, tmp_path)
-    storage = S.open_storage(url)
+    url = L.storage_url(None, tmp_path)
+    storage = L.open_storage(url)
     spec = make_spec(tiny_store, tmp_path, trials=2)
     S.create_sweep(storage, "s", spec)
     study = optuna.load_study(study_name="s", storage=storage)
@@ -145,7 +146,7 @@ def test_sweep_8_trials_2_local_workers_then_ls_show_best(tiny_store, tmp_path, 
     assert code == 0
     text = capsys.readouterr().out
     name = S.study_name("gru", tiny_store)
-    storage = S.open_storage(S.default_storage(out))
+    storage = L.open_storage(L.default_storage(out))
     trials = storage.get_all_trials(S.study_id(storage, name))
     c = S.counts(trials)
     assert c["COMPLETE"] + c["PRUNED"] == 8 and c["RUNNING"] == c["WAITING"] == 0, c
@@ -188,14 +189,14 @@ def test_sweep_8_trials_2_local_workers_then_ls_show_best(tiny_store, tmp_path, 
 # --- faults: kill -9 of a worker mid-trial --------------------------------------------------------
 
 def test_killed_worker_trial_fails_and_is_retried(tiny_store, tmp_path):
-    url = S.storage_url(None, tmp_path)
+    url = L.storage_url(None, tmp_path)
     spec = make_spec(tiny_store, tmp_path, trials=1, epochs=15, heartbeat=1, grace=3, workers=2)
-    S.create_sweep(S.open_storage(url), "kill", spec)
+    S.create_sweep(L.open_storage(url), "kill", spec)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = open(tmp_path / "worker.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "kws_hpc", "sweep", "worker", "kill", "--storage", url],
                             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    storage = S.open_storage(url)
+    storage = L.open_storage(url)
     deadline = time.time() + 120
     try:
         while time.time() < deadline:  # wait until the trial is RUNNING and has finished two epochs
@@ -257,7 +258,7 @@ def test_best_retrain_per_family_with_matched_budget(tiny_store, tmp_path, capsy
 def test_inspecting_a_missing_storage_or_study_is_a_clear_error(tmp_path, capsys):
     assert main(["sweep", "ls", "--out", str(tmp_path)]) == 2
     assert "no storage at" in capsys.readouterr().err
-    S.open_storage(S.default_storage(tmp_path))
+    L.open_storage(L.default_storage(tmp_path))
     assert main(["sweep", "ls", "--out", str(tmp_path)]) == 0
     assert "no studies" in capsys.readouterr().out
     assert main(["sweep", "show", "nope", "--out", str(tmp_path)]) == 2
@@ -273,8 +274,8 @@ def free_port() -> int:
 
 
 def test_dashboard_serves_the_study_on_localhost(tiny_store, tmp_path):
-    url = S.storage_url(None, tmp_path)
-    S.create_sweep(S.open_storage(url), "dash", make_spec(tiny_store, tmp_path))
+    url = L.storage_url(None, tmp_path)
+    S.create_sweep(L.open_storage(url), "dash", make_spec(tiny_store, tmp_path))
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "kws_hpc", "sweep", "dashboard", "dash", "--storage", url,
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -308,10 +309,10 @@ def test_trial_declared_stale_while_alive_does_not_stop_its_worker(tiny_store, t
     finishes the run, and the study still counts exactly its target."""
     import threading
 
-    url = S.storage_url(None, tmp_path)
+    url = L.storage_url(None, tmp_path)
     spec = make_spec(tiny_store, tmp_path, trials=1, epochs=8, heartbeat=1, grace=60, workers=2)
-    S.create_sweep(S.open_storage(url), "stale", spec)
-    other = S.open_storage(url, heartbeat=1, grace=60)
+    S.create_sweep(L.open_storage(url), "stale", spec)
+    other = L.open_storage(url, heartbeat=1, grace=60)
 
     def declare_stale() -> None:  # what fail_stale_trials does in another worker
         deadline = time.time() + 60
@@ -329,7 +330,7 @@ def test_trial_declared_stale_while_alive_does_not_stop_its_worker(tiny_store, t
     lines = []
     S.run_worker(url, "stale", log=lines.append)
     thread.join()
-    trials = S.trials_of(S.open_storage(url), "stale")
+    trials = S.trials_of(L.open_storage(url), "stale")
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
     assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].user_attrs["run"] == trials[0].user_attrs["run"]
     assert any("its retry carries it on" in line for line in lines), lines

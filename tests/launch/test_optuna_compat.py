@@ -8,8 +8,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from kws_hpc.sweep.optuna_compat import RDB_RETRY_KEYWORD, HeartbeatJournalStorage, retry_callback, trial_state
-from kws_hpc.sweep.storage import open_storage
+from kws_hpc.launch.optuna_compat import RDB_RETRY_KEYWORD, HeartbeatJournalStorage, retry_callback, trial_state
+from kws_hpc.launch.storage import open_storage
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning", "ignore::optuna.exceptions.ExperimentalWarning")

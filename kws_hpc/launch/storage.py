@@ -13,7 +13,7 @@ from typing import Optional
 import optuna
 
 from kws_hpc.errors import KwsError
-from kws_hpc.sweep.optuna_compat import RDB_RETRY_KEYWORD, HeartbeatJournalStorage, retry_callback
+from kws_hpc.launch.optuna_compat import RDB_RETRY_KEYWORD, HeartbeatJournalStorage, retry_callback
 
 
 def default_storage(out: str | Path = "runs") -> str:
