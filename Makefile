@@ -1,4 +1,5 @@
-# Two entry points: `make demo` (the whole pipeline on the built-in corpus) and `make test`.
+# Two entry points: `make demo` (the whole pipeline on the built-in corpus) and `make test` (the layer
+# contract in setup.cfg, then the tests).
 # Each builds what it needs from nothing: system packages (as root on Debian/Ubuntu), a venv, the package.
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -13,6 +14,7 @@ demo: env
 	$(BIN)/kws-hpc demo --out demo_out
 
 test: test-deps env
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 docs: env
