@@ -114,7 +114,7 @@ def verify_archive(path: str | Path, size: int | None, sha256: str | None, md5: 
 
 def _fetch(url: str, part: Path, size: int | None, progress: bool) -> None:
     """Append to `part` whatever of `url` it lacks; a network failure keeps it for the next run."""
-    from tqdm import tqdm
+    from kws_hpc.progress import bar as progress_bar
 
     start = part.stat().st_size if part.exists() else 0
     if size is not None and start >= size:
@@ -130,8 +130,8 @@ def _fetch(url: str, part: Path, size: int | None, progress: bool) -> None:
             length = int(length) if length is not None else None
             total = size or (start + length if length is not None else None)
             with open(part, "ab" if start else "wb") as out, \
-                    tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024,
-                         desc=part.name.removesuffix(".part"), file=sys.stderr, disable=not progress) as bar:
+                    progress_bar(total, part.name.removesuffix(".part"), "B", progress, initial=start,
+                                 unit_scale=True) as bar:
                 while chunk := response.read(CHUNK):
                     out.write(chunk)
                     received += len(chunk)

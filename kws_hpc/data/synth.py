@@ -311,7 +311,7 @@ def synth_corpus(out: str | Path, words: Sequence[str] = DEFAULT_WORDS, speakers
     finishes it with the same bytes. Raises KwsError when more speakers are asked than there are
     distinct voice recipes, and KwsError when no synthesizer is installed.
     """
-    from tqdm import tqdm
+    from kws_hpc.progress import bar
 
     words = tuple(words)
     if not words or len(set(words)) < len(words) or not all(re.fullmatch(r"[a-z][a-z']*", w) for w in words):
@@ -334,10 +334,10 @@ def synth_corpus(out: str | Path, words: Sequence[str] = DEFAULT_WORDS, speakers
             noise_paths.append(str(path))
 
     clips, written = len(recipes) * len(words) * takes, 0
-    with tqdm(total=clips, unit="clip", desc="synth", disable=not progress) as bar:
+    with bar(clips, "synth", "clip", progress) as counter:
         for n in _render(out, recipes, words, takes, seed, noise_paths, workers or os.cpu_count() or 1):
             written += n
-            bar.update(len(words) * takes)
+            counter.update(len(words) * takes)
     _describe(out, words, recipes, noise_paths, seed, takes)
     return {"out": str(out), "clips": clips, "written": written, "skipped": clips - written,
             "speakers": len(recipes), "words": len(words), "noise_files": len(noise_paths),
