@@ -112,13 +112,21 @@ def set_rng_state(state: dict, generator: torch.Generator | None = None) -> None
         generator.set_state(state["generator"])
 
 
-def set_threads(threads: int | None) -> None:
-    """torch's CPU threads (`--threads`); None keeps torch's choice."""
+def set_threads(threads: int | None, jobs: int = 1) -> int:
+    """torch's CPU threads (`--threads`); None: `default_threads(jobs)`. Returns the number set."""
     if threads is None:
-        return
+        threads = default_threads(jobs)
     if threads < 1:
         raise KwsError(f"--threads {threads} must be >= 1")
     torch.set_num_threads(threads)
+    return threads
+
+
+def default_threads(jobs: int = 1) -> int:
+    """The cores this process may use shared between the `jobs` it runs at once (at least one each):
+    torch's own default counts every core of the machine, and two trainings that each take them all
+    run far slower side by side than with a share each."""
+    return max(1, available_cpus() // max(1, jobs))
 
 
 def available_cpus() -> int:

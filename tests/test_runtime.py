@@ -66,3 +66,21 @@ def test_rng_snapshot_survives_a_weights_only_checkpoint(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
     set_rng_state(torch.load(tmp_path / "s.pt", weights_only=True)["rng"], gen)
     assert _draws(gen) == expected
+
+
+def test_default_threads_share_the_cores_this_process_may_use():
+    import subprocess
+    import sys
+
+    code = ("import os, torch\n"
+            "from kws_hpc.runtime import default_threads, set_threads\n"
+            "os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
+            "print(default_threads(), default_threads(4), set_threads(None), torch.get_num_threads())\n")
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_CPUS_PER_TASK"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout.split() == ["1", "1", "1", "1"], out.stderr  # one allowed core, whatever the machine has
+    from kws_hpc.runtime import default_threads
+
+    cores = len(os.sched_getaffinity(0))
+    assert default_threads() == cores and default_threads(cores * 2) == 1
+    assert default_threads(2) == max(1, cores // 2)

@@ -16,7 +16,8 @@ def register(sub) -> None:
     p.add_argument("--out", default="runs", help="folder that holds runs (default: runs)")
     p.add_argument("--resume", action="store_true", help="insist on resuming an existing run (error if none)")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: torch's choice; 1 is faster on a shared machine)")
+                   help="CPU threads for torch (default: the cores this process may use; 1 is faster on a "
+                        "machine shared with other work)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar over batches")
     p.set_defaults(func=run)
 

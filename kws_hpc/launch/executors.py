@@ -165,7 +165,9 @@ def submit_array(fn: Callable, calls: Sequence[tuple], job: JobOptions,
     ex = make_executor(job.executor, prof, job.log_dir, job.name)
     threads = prof.get("cpus_per_task")
     if threads is None and job.executor == "local":  # the tasks share this machine: split its cores
-        threads = max(1, (os.cpu_count() or 1) // max(1, len(calls)))
+        from kws_hpc.runtime import default_threads
+
+        threads = default_threads(len(calls))
     handles = ex.submit_array([_task(fn, call, {}, threads) for call in calls])
     if job.executor == "slurm" and handles:
         what = f"Slurm job array {handles[0].job_id.split('_')[0]} ({len(handles)} tasks)"

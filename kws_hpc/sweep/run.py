@@ -13,23 +13,36 @@ from kws_hpc.sweep.worker import run_worker
 
 def sweep_specs(store: str | Path, models: Sequence[str], space: dict, out: str | Path, trials: int = 20,
                 workers: int = 2, seed: int = 0, device: str = "auto", heartbeat: int = 30, grace: int = 120,
-                study: Optional[str] = None) -> dict:
+                study: Optional[str] = None, threads: Optional[int] = None) -> dict:
     """{study name: SweepSpec}, one study per model family with the same space and budget.
 
-    `workers` is per study; every spec records the total, so a local worker takes its share of cores."""
+    `workers` is per study; every spec records the total. `threads` per worker (None: the cores its process
+    may use; `worker_threads` gives local workers their share)."""
     from kws_hpc.features.store import open_store
 
     if trials < 1 or workers < 1:
         raise KwsError("--trials and --workers must be at least 1")
     if study and len(models) > 1:
         raise KwsError("--study names one study; with several --model values leave it out")
+    if threads is not None and threads < 1:
+        raise KwsError(f"--threads {threads} must be >= 1")
     if heartbeat < 1 or grace <= heartbeat:
         raise KwsError("--heartbeat must be >= 1 and --grace longer than --heartbeat")
     store = str(Path(store).expanduser().resolve())
     open_store(store)  # a bad store is an error here, not in every worker
     common = dict(space=space, out=str(Path(out).expanduser().resolve()), trials=trials, seed=seed,
-                  device=device, workers=workers * len(models), heartbeat=heartbeat, grace=grace)
+                  device=device, workers=workers * len(models), heartbeat=heartbeat, grace=grace, threads=threads)
     return {study or study_name(m, store): SweepSpec(store=store, model=m, **common) for m in models}
+
+
+def worker_threads(threads: Optional[int], executor: Optional[str], workers: int) -> Optional[int]:
+    """Threads per worker: `threads` when given; local processes started together share this process's
+    cores; in this process (one worker after another) and on Slurm (its allocation) None, all they may use."""
+    from kws_hpc.runtime import default_threads
+
+    if threads is not None or executor != "local":
+        return threads
+    return default_threads(workers)
 
 
 def run_sweep(url: str, specs: dict, workers: int, job, log: Callable[[str], None] = print) -> Optional[dict]:

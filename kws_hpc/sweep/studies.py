@@ -31,8 +31,9 @@ class SweepSpec:
     out: str  # runs folder (absolute); every trial leaves OUT/<run signature>/
     trials: int = 20  # finished (COMPLETE + PRUNED) trials the study aims for
     seed: int = 0  # study seed: worker k's sampler seed derives from it
-    workers: int = 1  # workers launched together, all studies (a local worker gets cores / workers threads)
+    workers: int = 1  # workers launched together, all studies
     device: str = "auto"
+    threads: Optional[int] = None  # torch threads per worker (None: the cores the worker's process may use)
     heartbeat: int = 30  # seconds between a running trial's heartbeats
     grace: int = 120  # a running trial silent this long is failed and retried
 

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from kws_hpc.errors import KwsError
 from kws_hpc.launch.optuna_compat import trial_state
+from kws_hpc.runtime import set_threads
 from kws_hpc.sweep.space import run_config, suggest
 from kws_hpc.launch.storage import open_storage
 from kws_hpc.sweep.studies import SPEC_ATTR, SweepSpec, counts, read_spec, study_id, trials_of
@@ -104,8 +105,9 @@ def run_worker(storage: str, name: str, index: int = 0, log: Callable[[str], Non
     sid = study_id(store, name)
     study = optuna.load_study(study_name=name, storage=store, sampler=make_sampler(spec, seed),
                               pruner=make_pruner(spec))
-    _set_threads(spec)
-    log(f"worker {index} on study {name} (pid {os.getpid()}): target {spec.trials} finished trials")
+    threads = set_threads(spec.threads)
+    log(f"worker {index} on study {name} (pid {os.getpid()}, {threads} thread(s)): target {spec.trials} "
+        "finished trials")
     done = optuna.study.MaxTrialsCallback(spec.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
     mine, errors = [], 0
     while True:
@@ -158,11 +160,3 @@ def _fail_stale(study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-
-
-def _set_threads(spec: SweepSpec) -> None:
-    """One worker's share of the cores: Slurm's allocation, else the machine split between workers."""
-    import torch
-
-    n = os.environ.get("SLURM_CPUS_PER_TASK")
-    torch.set_num_threads(int(n) if n else max(1, (os.cpu_count() or 1) // max(1, spec.workers)))

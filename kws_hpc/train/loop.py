@@ -277,12 +277,12 @@ def _train(cfg: RunConfig, info: StoreInfo, run: RunDir, on_epoch, log, progress
     run.path.mkdir(parents=True, exist_ok=True)
     if run.last.is_file():
         trainer.restore(run.last, sig)
-        log(f"resuming run {sig} after epoch {trainer.progress.epoch}")
+        log(f"resuming run {sig} after epoch {trainer.progress.epoch} ({torch.get_num_threads()} CPU thread(s))")
     else:
         run.write_config(_config_json(cfg, info, sig))
         cast = " (bfloat16 autocast)" if trainer.bf16 else ""
         log(f"run {sig}: {cfg.model.cell} on {device}{cast}, {count_params(trainer.model):,} parameters, "
-            f"{len(data['train'][1])} training clips")
+            f"{len(data['train'][1])} training clips, {torch.get_num_threads()} CPU thread(s)")
     stopped = _fit(trainer, data, run, on_epoch, log, progress)
     result = _finish(trainer, data, run, stopped)
     log(f"test accuracy {result['test_accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  "
@@ -342,6 +342,7 @@ def _finish(tr: _Trainer, data: dict, run: RunDir, stopped: str) -> dict:
         "best_epoch": ckpt["best_epoch"], "epochs_run": tr.progress.epoch,
         "best_val_acc": ckpt["best_val_acc"],
         "inference_ms_per_clip": inference_ms(model, x), "device": str(tr.device),
+        "threads": torch.get_num_threads(),
         "run_signature": run.signature, "store_signature": tr.info.signature,
         "model": to_dict(tr.cfg.model), "train": to_dict(tr.cfg.train), "stopped": stopped,
     }

@@ -186,4 +186,4 @@ def test_local_array_tasks_share_the_cores_instead_of_each_taking_all(tmp_path):
 
     handles = L.submit_array(torch.get_num_threads, calls, job, log=lambda m: None)
     L.wait(handles, poll=0.2)
-    assert [L.result(h) for h in handles] == [max(1, (os.cpu_count() or 1) // 2)] * 2
+    assert [L.result(h) for h in handles] == [max(1, len(os.sched_getaffinity(0)) // 2)] * 2

@@ -22,7 +22,7 @@ from conftest import TINY_WORDS
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
 RESULT_KEYS = {"test_accuracy", "macro_f1", "per_class", "confusion", "labels", "params", "seconds_per_epoch",
                "best_epoch", "epochs_run", "best_val_acc", "inference_ms_per_clip", "device", "run_signature",
-               "store_signature", "model", "train", "stopped"}
+               "store_signature", "model", "train", "stopped", "threads"}
 CKPT_KEYS = {"model", "optimizer", "scheduler", "scaler", "epoch", "best_val_acc", "best_epoch",
              "epochs_since_best", "history", "rng", "labels", "feature_config", "model_config",
              "train_config", "store_signature", "run_signature", "format_version"}
