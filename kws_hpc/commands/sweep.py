@@ -54,6 +54,7 @@ def register(sub) -> None:
     w.set_defaults(func=cmd_worker)
 
     ls = s.add_parser("ls", help="list studies: trials by state and best value")
+    ls.add_argument("--json", action="store_true", help="print the studies as JSON")
     _storage_options(ls)
     ls.set_defaults(func=cmd_ls)
 
@@ -64,15 +65,21 @@ def register(sub) -> None:
     sh.set_defaults(func=cmd_show)
 
     b = s.add_parser("best", help="best parameters and run; --retrain retrains them with several seeds",
-                     description="Best trial of each STUDY (default: every study in the storage). With "
-                                 "--retrain, its configuration is trained again with SEEDS seeds and full "
-                                 "epochs; studies compared together must have had the same budget (finished "
-                                 "trials, epochs, space, store). Writes OUT/best-<study>.json.")
+                     description="Best trial of each STUDY (default: every study in the storage): its value, "
+                                 "parameters and run folder; nothing is written. With --retrain, its "
+                                 "configuration is trained again with SEEDS seeds and full epochs, and "
+                                 "OUT/best-<study>.json (OUT: the study's runs folder unless --out is given) "
+                                 "records the retrained runs; studies compared together must have had the same "
+                                 "budget (finished trials, epochs, space, store).")
     b.add_argument("studies", nargs="*", metavar="STUDY")
-    b.add_argument("--retrain", action="store_true", help="retrain the best configuration with several seeds")
+    b.add_argument("--retrain", action="store_true",
+                   help="retrain the best configuration with several seeds and write OUT/best-<study>.json")
     b.add_argument("--seeds", type=int, default=3, help="retrain seeds 0..SEEDS-1 (default: 3)")
     b.add_argument("--epochs", type=int, default=TrainConfig().epochs,
                    help="retrain epochs (default: %(default)s, train's full schedule)")
+    b.add_argument("--json", action="store_true",
+                   help="print the best trials (and, with --retrain, what best-<study>.json holds) as JSON; "
+                        "the retrain's log goes to stderr")
     b.add_argument("--allow-unmatched", action="store_true", help="retrain even when the studies' budgets differ")
     _storage_options(b)
     add_job_args(b)
@@ -128,10 +135,10 @@ def cmd_worker(args) -> int:
 
 
 def cmd_ls(args) -> int:
-    from kws_hpc.sweep.summary import studies_table
+    from kws_hpc.sweep.summary import studies_table, study_dicts
 
     url, storage = _open(args)
-    print(studies_table(storage, url))
+    print(json.dumps(study_dicts(storage), indent=1) if args.json else studies_table(storage, url))
     return 0
 
 
@@ -144,10 +151,10 @@ def cmd_show(args) -> int:
 
 
 def cmd_best(args) -> int:
-    from kws_hpc.sweep.retrain import retrain_best
-    from kws_hpc.sweep.studies import best_trial, check_budgets, read_spec
-    from kws_hpc.sweep.summary import retrain_table
-    from kws_hpc.text import fmt
+    import contextlib
+    import sys
+
+    from kws_hpc.sweep.studies import check_budgets, read_spec
 
     url, storage = _open(args)
     names = args.studies or sorted(s.study_name for s in storage.get_all_studies()
@@ -156,22 +163,42 @@ def cmd_best(args) -> int:
         raise KwsError(f"no kws-hpc studies in {url}")
     if args.retrain:  # families trained on the same store are compared: their budgets must match
         check_budgets(storage, names, args.allow_unmatched)
-    for name in names:
-        t = best_trial(storage, name)
+    if not args.json:
+        for name in names:
+            _best(args, url, storage, name)
+        return 0
+    with contextlib.redirect_stdout(sys.stderr):  # the retrain's log; stdout is the JSON alone
+        found = [_best(args, url, storage, name) for name in names]
+    print(json.dumps(found, indent=1))
+    return 0
+
+
+def _best(args, url: str, storage, name: str) -> dict:
+    """Print (and with --retrain, retrain) the best trial of one study; returns it as a JSON-ready dict."""
+    from kws_hpc.sweep.retrain import retrain_best
+    from kws_hpc.sweep.studies import best_trial, read_spec
+    from kws_hpc.sweep.summary import retrain_table
+    from kws_hpc.text import fmt
+
+    t = best_trial(storage, name)
+    found = {"study": name, "best_trial": t.number, "value": t.value,
+             "test_accuracy": t.user_attrs.get("test_accuracy"), "params": t.params, "run": t.user_attrs.get("run")}
+    if not args.json:
         print(f"study {name}: best trial {t.number}, val accuracy {t.value:.4f}, "
               f"test accuracy {fmt(t.user_attrs.get('test_accuracy'))}")
         print("  params: " + " ".join(f"{k}={fmt(v)}" for k, v in sorted(t.params.items())))
         print(f"  run: {t.user_attrs.get('run', '-')}")
-        if args.retrain:
-            out = None if args.out == "runs" else str(Path(args.out).expanduser().resolve())
-            spec = read_spec(storage, name)
-            job = job_options(args, out or spec.out, f"kws-retrain-{spec.model}")
-            summary = retrain_best(url, name, seeds=args.seeds, epochs=args.epochs,
-                                   out=out, job=job)
-            if summary is not None:
-                print(retrain_table(summary))
-                print(f"  wrote {summary['path']}")
-    return 0
+    if args.retrain:
+        out = None if args.out == "runs" else str(Path(args.out).expanduser().resolve())
+        spec = read_spec(storage, name)
+        job = job_options(args, out or spec.out, f"kws-retrain-{spec.model}")
+        summary = retrain_best(url, name, seeds=args.seeds, epochs=args.epochs,
+                               out=out, job=job)
+        if summary is not None:
+            found["retrain"] = summary
+            print(retrain_table(summary))
+            print(f"  wrote {summary['path']}")
+    return found
 
 
 def cmd_dashboard(args) -> int:

@@ -7,6 +7,7 @@ families are compared only when they had the same (store, finished trials, space
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -18,6 +19,7 @@ from kws_hpc.errors import KwsError
 from kws_hpc.features.store import open_store
 
 SPEC_ATTR = "kws_spec"
+METRIC = "val_accuracy"  # the objective: the best validation accuracy of the trial's run
 SEARCH_KEYS = ("store", "model", "space", "out", "seed")
 
 
@@ -61,6 +63,10 @@ def read_spec(storage, name: str) -> Optional[SweepSpec]:
 def create_sweep(storage, name: str, spec: SweepSpec) -> None:
     """Create the study, or check that the existing one searches the same thing and update its target."""
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
+    if study.metric_names != [METRIC]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([METRIC])  # what the dashboard and the plots call the objective
     old = read_spec(storage, name)
     diff = [k for k in SEARCH_KEYS if old is not None and getattr(old, k) != getattr(spec, k)]
     if diff:
@@ -91,9 +97,11 @@ def best_trial(storage, name: str):
 
 def budget(storage, name: str) -> dict:
     """What a study spent; families compare fairly when `key` matches (store, trials, epochs, space)."""
+    from kws_hpc.sweep.space import run_config
+
     spec = read_spec(storage, name)
     c = counts(trials_of(storage, name))
-    finished, epochs = c["COMPLETE"] + c["PRUNED"], spec.space["fixed"].get("epochs") if spec else None
+    finished, epochs = c["COMPLETE"] + c["PRUNED"], run_config(spec, {}).train.epochs if spec else None
     key = json.dumps([spec.store, finished, spec.space], sort_keys=True) if spec else name
     return {"study": name, "finished_trials": finished, "trial_epochs": epochs, "key": key}
 

@@ -25,6 +25,22 @@ def studies_table(storage, url: str, names: list | None = None) -> str:
                   "TRIAL"], rows)
 
 
+def study_dicts(storage, names: list | None = None) -> list[dict]:
+    """One JSON-ready dict per study: model, target, trials by state, best value and trial."""
+    out = []
+    for name in sorted(s.study_name for s in storage.get_all_studies()):
+        if names is not None and name not in names:
+            continue
+        trials = trials_of(storage, name)
+        spec = read_spec(storage, name)
+        done = [t for t in trials if t.state.name == "COMPLETE"]
+        best = max(done, key=lambda t: (t.value, -t.number)) if done else None
+        out.append({"study": name, "model": spec.model if spec else None, "target": spec.trials if spec else None,
+                    "trials": counts(trials), "best_value": best.value if best else None,
+                    "best_trial": best.number if best else None})
+    return out
+
+
 def trials_table(storage, name: str) -> str:
     """A study's trials: number, state, value, seconds, parameters, run folder, note."""
     trials = trials_of(storage, name)

@@ -74,6 +74,30 @@ def test_shipped_spaces_load_and_map_onto_configs(name):
         assert getattr(cfg.model, k, getattr(cfg.train, k, None)) == v
 
 
+def test_the_default_space_lists_what_it_searches_and_trains_as_train_does_otherwise():
+    import tomllib
+
+    from kws_hpc.config import ModelConfig, TrainConfig
+
+    raw = tomllib.loads(S.find_space("default").read_text())
+    assert set(raw) == {"params", "sampler", "pruner"}  # no [fixed] table: nothing is pinned away from train
+    space = S.load_space("default")
+    spec = S.SweepSpec(store="x", model="gru", space=space, out="runs")
+    params = {k: (p["choices"][-1] if p["type"] == "categorical" else p["high"]) for k, p in space["params"].items()}
+    cfg = S.run_config(spec, params)
+    searched = set(params)
+    for f in TrainConfig.__dataclass_fields__:
+        if f not in searched | {"device"}:
+            assert getattr(cfg.train, f) == getattr(TrainConfig(), f), f
+    for f in ModelConfig.__dataclass_fields__:
+        if f not in searched:
+            assert getattr(cfg.model, f) == getattr(ModelConfig(), f), f
+    assert (cfg.train.epochs, cfg.train.schedule, cfg.train.patience) == \
+        (TrainConfig().epochs, TrainConfig().schedule, TrainConfig().patience)
+    assert S.run_config(S.SweepSpec(store="x", model="gru", space=S.load_space("default", epochs=3), out="runs"),
+                        params).train.epochs == 3  # sweep run --epochs still sets it
+
+
 def test_the_bench_space_gives_every_trial_the_default_recipe_but_its_weight_decay():
     space = S.load_space("bench", epochs=3)
     spec = S.SweepSpec(store="x", model="gru", space=space, out="runs")
@@ -165,6 +189,17 @@ def test_sweep_8_trials_2_local_workers_then_ls_show_best(tiny_store, tmp_path, 
     assert f"{name}  gru" in text and "8/8 finished" in text
     print(f"\n8 trials, 2 local workers: {seconds:.1f} s ({8 / seconds * 3600:.0f} trials/h)", file=sys.stderr)
 
+    study = optuna.load_study(study_name=name, storage=storage)
+    assert study.metric_names == ["val_accuracy"]  # what the dashboard calls the objective
+    threads = max(1, len(os.sched_getaffinity(0)) // 2)  # two local workers share the cores
+    assert {json.loads((Path(t.user_attrs["run"]) / "result.json").read_text())["threads"]
+            for t in trials if t.state.name == "COMPLETE"} == {threads}
+
+    assert main(["sweep", "ls", "--out", str(out), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(d["study"], d["model"], d["target"], d["best_trial"]) for d in listed] == [(name, "gru", 8, best.number)]
+    assert listed[0]["trials"]["COMPLETE"] == c["COMPLETE"] and listed[0]["best_value"] == pytest.approx(best.value)
+
     assert main(["sweep", "ls", "--out", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:4] == ["STUDY", "MODEL", "TARGET", "COMPLETE"]
@@ -184,6 +219,12 @@ def test_sweep_8_trials_2_local_workers_then_ls_show_best(tiny_store, tmp_path, 
     assert main(["sweep", "best", name, "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert f"best trial {best.number}, val accuracy {best.value:.4f}" in text and best.user_attrs["run"] in text
+    assert not list(out.glob("best-*.json"))  # without --retrain nothing is written, as its help says
+
+    assert main(["sweep", "best", name, "--out", str(out), "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert [(f["study"], f["best_trial"], f["run"]) for f in found] == [(name, best.number, best.user_attrs["run"])]
+    assert found[0]["params"] == best.params and found[0]["value"] == pytest.approx(best.value)
 
 
 # --- faults: kill -9 of a worker mid-trial --------------------------------------------------------
@@ -238,8 +279,11 @@ def test_best_retrain_per_family_with_matched_budget(tiny_store, tmp_path, capsy
             "--space", space_file(tmp_path, epochs=1, pruner="none"), "--out", str(out), "--device", "cpu"]
     assert main(base + ["--model", "gru", "lstm"]) == 0
     capsys.readouterr()
-    assert main(["sweep", "best", "--out", str(out), "--retrain", "--seeds", "2", "--epochs", "1"]) == 0
-    text = capsys.readouterr().out
+    assert main(["sweep", "best", "--out", str(out), "--retrain", "--seeds", "2", "--epochs", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    found = json.loads(captured.out)  # stdout is the JSON alone; the retrain's log went to stderr
+    assert [f["retrain"]["model"] for f in found] == ["gru", "lstm"] and "test accuracy" in captured.err
+    text = captured.err
     for model in ("gru", "lstm"):
         name = S.study_name(model, tiny_store)
         record = json.loads((out / f"best-{name}.json").read_text())
