@@ -31,6 +31,7 @@ class Source:
 
     def __init__(self, location: str | Path):
         self.location = Path(location)
+        self.broken: dict[str, str] = {}  # links that cannot be read: relative path -> why (filled by files())
 
     def files(self) -> list[FileEntry]:
         raise NotImplementedError
@@ -116,12 +117,13 @@ class FolderSource(Source):
             out = []
             seen = {os.path.realpath(self.location)}
             for prefix0, root in [("", str(self.location))] + [(n + "/", str(t)) for n, t in self._alias.items()]:
-                out += self._walk(root, prefix0, seen)
+                out += self._walk(root, prefix0, seen, self.broken)
             self._files = [e for e in out if e.path not in self._alias]
         return self._files
 
     @staticmethod
-    def _walk(root: str, prefix0: str, seen: set) -> list[FileEntry]:
+    def _walk(root: str, prefix0: str, seen: set, broken: dict) -> list[FileEntry]:
+        """Every file under `root` (links followed); a link whose target is missing goes to `broken`."""
         out = []
         for dirpath, dirnames, filenames in os.walk(root, followlinks=True):  # linked folders are read too
             real = {d: os.path.realpath(os.path.join(dirpath, d)) for d in dirnames}
@@ -129,8 +131,16 @@ class FolderSource(Source):
             seen.update(real[d] for d in dirnames)  # a link back up the tree is not walked twice
             rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
             prefix = prefix0 + ("" if rel == "." else rel + "/")
-            out += [FileEntry(prefix + name, os.stat(dirpath + os.sep + name).st_size)
-                    for name in sorted(filenames) if not name.startswith(".")]
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue
+                full = dirpath + os.sep + name
+                try:
+                    out.append(FileEntry(prefix + name, os.stat(full).st_size))
+                except OSError as e:  # a link to nothing (os.walk lists a dangling folder link as a file)
+                    target = os.readlink(full) if os.path.islink(full) else ""
+                    broken[prefix + name] = (f"a link to {target}, which does not exist" if target else
+                                             f"unreadable ({e.strerror or e})")
         return out
 
     def dirs(self):
@@ -186,18 +196,31 @@ class TarSource(Source):
                            "archive (is it a genuine Speech Commands release?)")
         return "/".join(parts)
 
-    def _target(self, m: tarfile.TarInfo, by_name: dict) -> Optional[tarfile.TarInfo]:
-        """The file a hard or symbolic link member stands for (None when the archive does not hold it)."""
-        seen = set()
+    def _target(self, m: tarfile.TarInfo, by_name: dict, folders: set) -> tuple[Optional[tarfile.TarInfo], str]:
+        """The member a hard or symbolic link stands for, and why there is none: it points outside the
+        archive (never followed), or to a name the archive does not hold."""
+        seen, first = set(), m.linkname
         while m is not None and (m.islnk() or m.issym()) and m.name not in seen:
             seen.add(m.name)
             base = "" if m.islnk() else posixpath.dirname(self._name(m.name))
             target = posixpath.normpath(posixpath.join(base, m.linkname.replace("\\", "/")))
             if m.linkname.startswith("/") or target == ".." or target.startswith("../"):
-                raise KwsError(f"archive {self.location}: link {m.name!r} points outside the archive "
-                               f"({m.linkname!r}); refusing the archive")
+                return None, f"a link to {first}, outside the archive"
+            if self._prefix and not (target + "/").startswith(self._prefix):
+                return None, f"a link to {first}, outside the data set's folder in the archive"
             m = by_name.get(target)
-        return m if m is not None and m.isfile() else None
+            if m is None and target in folders:  # a folder the archive holds files of, without its own member
+                return None, self._folder_link(first)
+        if m is not None and m.isdir():
+            return None, self._folder_link(first)
+        if m is None or not m.isfile():
+            return None, f"a link to {first}, which the archive does not hold"
+        return m, ""
+
+    @staticmethod
+    def _folder_link(target: str) -> str:
+        return (f"a link to the folder {target}: links to folders are not followed inside an archive (extract it, "
+                "or archive the folder itself)")
 
     def _scan(self):
         files, dirs = [], set()
@@ -217,6 +240,8 @@ class TarSource(Source):
             raise KwsError(f"cannot read archive {self.location}: {why}; re-download it (kws-hpc data download)")
         names = [self._name(m.name) for m in members]
         by_name = dict(zip(names, members))
+        links = any(m.islnk() or m.issym() for m in members)
+        folders = {n[:i] for n in names for i, ch in enumerate(n) if ch == "/"} if links else set()
         # Some archives wrap everything in one folder: strip it when every member lives under it.
         tops = {n.split("/", 1)[0] for n in names if n}
         if len(tops) == 1 and any("/" in n for n in names):
@@ -229,10 +254,12 @@ class TarSource(Source):
             rel = n[len(self._prefix):]
             if not rel:
                 continue
-            target = m if m.isfile() else self._target(m, by_name) if (m.islnk() or m.issym()) else None
-            if m.isdir() and "/" not in rel:
+            target, why = self._target(m, by_name, folders) if (m.islnk() or m.issym()) else (m, "")
+            if why:
+                self.broken[rel] = why
+            elif m.isdir() and "/" not in rel:
                 dirs.add(rel)
-            elif target is not None:  # a file, or a link to one: read like a file
+            elif target is not None and target.isfile():  # a file, or a link to one: read like a file
                 files.append(FileEntry(rel, target.size))
                 if "/" in rel:
                     dirs.add(rel.split("/", 1)[0])

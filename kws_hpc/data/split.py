@@ -65,9 +65,10 @@ def resolve_vocab(vocab: str, words: Iterable[str]) -> tuple[list[str], bool]:
     return chosen, False
 
 
-def label_names(vocab_words: list[str], extras: bool) -> list[str]:
-    """Class order of a store: the keywords as given, then `_silence_`, `_unknown_`."""
-    return list(vocab_words) + ([SILENCE, UNKNOWN] if extras else [])
+def label_names(vocab_words: list[str], extras) -> list[str]:
+    """Class order of a store: the keywords as given, then the extra classes (`_silence_`, `_unknown_`):
+    `extras` is their tuple (what `scan` returns), or True for both."""
+    return list(vocab_words) + list((SILENCE, UNKNOWN) if extras is True else extras or ())
 
 
 def speaker_of(path: str) -> str:
@@ -104,10 +105,12 @@ def _official_lists(source: Source) -> tuple[set, set]:
     return set(val.split()), set(test.split())
 
 
-def scan(source: Source, cfg: DataConfig) -> tuple[list[Clip], list[str], bool]:
+def scan(source: Source, cfg: DataConfig) -> tuple[list[Clip], list[str], tuple]:
     """List every file as a Clip with its word, label, speaker and split; nothing is decoded yet.
 
-    Returns the clips, the keyword list and whether `_silence_`/`_unknown_` are added.
+    Returns the clips, the keyword list and the extra classes added: `(_silence_, _unknown_)`, only
+    `(_silence_,)` when there is no other word to make `_unknown_` of, or `()`. A link that cannot be
+    read is a clip with its reason.
     """
     word_dirs = [d for d in source.dirs() if d != BACKGROUND]
     keywords, extras = resolve_vocab(cfg.vocab, word_dirs)
@@ -143,10 +146,15 @@ def scan(source: Source, cfg: DataConfig) -> tuple[list[Clip], list[str], bool]:
         else:
             clip.reason = "word not in vocabulary"
         clips.append(clip)
+    for path, why in sorted(source.broken.items()):
+        word = path.split("/", 1)[0]
+        if "/" in path and word != BACKGROUND:
+            clips.append(Clip(path=path, word=word, speaker=speaker_of(path), reason=f"unreadable link: {why}"))
     for d in word_dirs:
         if d not in seen_dirs:
             clips.append(Clip(path=d + "/", word=d, reason="empty word folder"))
-    return clips, keywords, extras
+    others = any(d not in kw for d in word_dirs)
+    return clips, keywords, ((SILENCE, UNKNOWN) if others else (SILENCE,)) if extras else ()
 
 
 def _rank(clip: Clip, seed: int) -> str:
@@ -248,6 +256,10 @@ def check_classes(counts: dict, cfg: DataConfig) -> None:
         return
     where = ", ".join(f"{lab!r} in {s}" for s, lab in empty[:6]) + (f" and {len(empty) - 6} more" if len(empty) > 6
                                                                       else "")
+    if all(lab == SILENCE for _, lab in empty) and (cfg.resolved().unknown_percent or 0) > 0:
+        raise KwsError(f"no clip of {where}: {SILENCE} clips are cut from the background noise "
+                       f"({BACKGROUND}/*.wav), and this data set has none that can be read; add noise files "
+                       "there, or drop --extras")
     fix = ("the official lists put none there: drop those words from --vocab" if cfg.split == "official" else
            f"too few speakers for --val-percent {cfg.val_percent:g} / --test-percent {cfg.test_percent:g}: "
            "use more speakers (kws-hpc data synth --speakers N), larger percentages, or drop those words "

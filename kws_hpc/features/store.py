@@ -272,8 +272,10 @@ def check_compatible(info: StoreInfo, labels: list, feature_config: dict | Featu
                        "rebuild the store with the checkpoint's feature settings")
 
 
-def summarize(clips, labels, sig, fingerprint, data, feat_cfg, data_cfg, seconds) -> dict:
-    """summary.json of a finished store: its configs, class counts per split, skipped and bad clips."""
+def summarize(clips, labels, sig, fingerprint, data, feat_cfg, data_cfg, seconds, noise: Optional[dict] = None
+              ) -> dict:
+    """summary.json of a finished store: its configs, class counts per split, skipped and bad clips, and
+    `noise`: the background noise files read and those that could not be ({path, reason})."""
     from collections import Counter
 
     from kws_hpc.data import split as D
@@ -287,7 +289,8 @@ def summarize(clips, labels, sig, fingerprint, data, feat_cfg, data_cfg, seconds
         "counts": D.split_counts(clips, labels, data_cfg),
         "augmented_copies": data_cfg.augment,
         "clips_seen": len([c for c in clips if c.label != D.SILENCE]),
-        "skipped": dict(skipped), "bad_clips": bad, "seconds": round(seconds, 2),
+        "skipped": dict(skipped), "bad_clips": bad,
+        "noise": noise if noise is not None else {"files": [], "unreadable": []}, "seconds": round(seconds, 2),
     }
 
 

@@ -201,6 +201,13 @@ class _Trainer:
                 bar.update(1)
         return loss_sum.item() / max(1, seen), correct.item() / max(1, seen)
 
+    def take_backgrounds(self, x: torch.Tensor, y: torch.Tensor, noise: Optional[torch.Tensor]) -> str:
+        """Choose what stream windows and noise augmentation mix in: the store's noise windows, else its
+        `_silence_` clips that hold sound; returns which (`noise`, `silence` or `none`)."""
+        self.pool = noise if noise is not None else noise_pool(x, y, self.silence, self.log_floor)
+        self.pool_taken = True
+        return "noise" if noise is not None else "silence" if self.pool is not None else "none"
+
     def augment(self, xb, yb, x, y, noise: Optional[torch.Tensor]):
         """The training batch as the model sees it: other voices, stream windows, then background noise at
         an SNR (SpecAugment follows). Backgrounds: the store's noise windows, else its `_silence_` clips."""
@@ -274,20 +281,33 @@ def _train(cfg: RunConfig, info: StoreInfo, run: RunDir, on_epoch, log, progress
     set_seed(cfg.train.seed, cfg.train.deterministic, device)
     data = _load(info, device, log, cfg.train.hard_negatives)
     trainer = _Trainer(cfg, info, device, amp, len(data["train"][1]))
+    backgrounds = trainer.take_backgrounds(*data["train"], data["noise"])
+    _say_backgrounds(cfg.train, backgrounds, info, log)
     run.path.mkdir(parents=True, exist_ok=True)
     if run.last.is_file():
         trainer.restore(run.last, sig)
         log(f"resuming run {sig} after epoch {trainer.progress.epoch} ({torch.get_num_threads()} CPU thread(s))")
     else:
-        run.write_config(_config_json(cfg, info, sig))
+        run.write_config({**_config_json(cfg, info, sig), "backgrounds": backgrounds})
         cast = " (bfloat16 autocast)" if trainer.bf16 else ""
         log(f"run {sig}: {cfg.model.cell} on {device}{cast}, {count_params(trainer.model):,} parameters, "
             f"{len(data['train'][1])} training clips, {torch.get_num_threads()} CPU thread(s)")
     stopped = _fit(trainer, data, run, on_epoch, log, progress)
-    result = _finish(trainer, data, run, stopped)
+    result = _finish(trainer, data, run, stopped, backgrounds)
     log(f"test accuracy {result['test_accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  "
         f"best epoch {result['best_epoch']}/{result['epochs_run']}  run {run.path}")
     return run.path
+
+
+def _say_backgrounds(tc: TrainConfig, backgrounds: str, info: StoreInfo, log) -> None:
+    """One line when --noise-aug asks for the store's background noise and the store has none."""
+    if tc.noise_aug <= 0 or backgrounds == "noise":
+        return
+    did = (f"its {SILENCE} clips are mixed in instead" if backgrounds == "silence" else
+           "no clip gets noise (there are no _silence_ clips either); build the store from data with "
+           "_background_noise_/*.wav, or pass --noise-aug 0 to say so")
+    log(f"warning: store {info.signature} has no background noise for --noise-aug {tc.noise_aug:g}: {did} "
+        "(recorded as `backgrounds` in config.json and result.json)")
 
 
 def _config_json(cfg: RunConfig, info: StoreInfo, sig: str) -> dict:
@@ -324,7 +344,7 @@ def _fit(tr: _Trainer, data: dict, run: RunDir, on_epoch, log, progress: bool) -
     return "early_stopping" if p.epochs_since_best >= tc.patience else "max_epochs"
 
 
-def _finish(tr: _Trainer, data: dict, run: RunDir, stopped: str) -> dict:
+def _finish(tr: _Trainer, data: dict, run: RunDir, stopped: str, backgrounds: str) -> dict:
     """Score the best checkpoint on the test split; write predictions.npz, then result.json."""
     model, ckpt = load_checkpoint(run.best, map_location=tr.device)
     x, y = data["test"]
@@ -345,6 +365,7 @@ def _finish(tr: _Trainer, data: dict, run: RunDir, stopped: str) -> dict:
         "threads": torch.get_num_threads(),
         "run_signature": run.signature, "store_signature": tr.info.signature,
         "model": to_dict(tr.cfg.model), "train": to_dict(tr.cfg.train), "stopped": stopped,
+        "backgrounds": backgrounds,
     }
     run.write_result(result)
     return result

@@ -108,6 +108,33 @@ def test_tar_links_are_read_like_files(tmp_path):
     assert set(got) == {e.path for e in src.files()} and all(v == clip for v in got.values())
 
 
+def test_tar_links_that_cannot_be_read_are_named_not_followed(tmp_path):
+    clip = wav_bytes(np.zeros(16000, np.float32))
+    src = TarSource(_tar(tmp_path / "a.tar.gz", [
+        ("c/yes/a_nohash_0.wav", clip), ("c/yes/b_nohash_0.wav", ("symlink", "/etc/passwd")),
+        ("c/no/c_nohash_0.wav", ("symlink", "../../elsewhere.wav")), ("c/no/d_nohash_0.wav", ("symlink", "gone.wav")),
+        ("c/_background_noise_", ("symlink", "yes"))]))
+    assert [e.path for e in src.files()] == ["yes/a_nohash_0.wav"]
+    assert src.broken == {
+        "yes/b_nohash_0.wav": "a link to /etc/passwd, outside the archive",
+        "no/c_nohash_0.wav": "a link to ../../elsewhere.wav, outside the data set's folder in the archive",
+        "no/d_nohash_0.wav": "a link to gone.wav, which the archive does not hold",
+        "_background_noise_": "a link to the folder yes: links to folders are not followed inside an archive "
+                              "(extract it, or archive the folder itself)"}
+
+
+def test_folder_links_to_nothing_are_named(tmp_path):
+    root = tmp_path / "data"
+    (root / "yes").mkdir(parents=True)
+    (root / "yes" / "a_nohash_0.wav").write_bytes(wav_bytes(np.zeros(16000, np.float32)))
+    (root / "yes" / "b_nohash_0.wav").symlink_to(tmp_path / "missing.wav")
+    (root / "_background_noise_").symlink_to(tmp_path / "no-such-folder")
+    src = FolderSource(root)
+    assert [e.path for e in src.files()] == ["yes/a_nohash_0.wav"]
+    assert src.broken == {"_background_noise_": f"a link to {tmp_path / 'no-such-folder'}, which does not exist",
+                          "yes/b_nohash_0.wav": f"a link to {tmp_path / 'missing.wav'}, which does not exist"}
+
+
 @pytest.mark.parametrize("name", ["c/yes/../no/x_nohash_0.wav", "/abs/yes/x_nohash_0.wav", "../up/x_nohash_0.wav"])
 def test_tar_member_escaping_its_folder_is_refused_by_name(tmp_path, name):
     clip = wav_bytes(np.zeros(16000, np.float32))

@@ -174,7 +174,7 @@ def test_v2_12_on_the_sample_follows_the_data_sets_rules():
     source = FolderSource(SAMPLE)
     cfg = DataConfig(vocab="v2-12")
     clips, words, extras = scan(source, cfg)
-    noise = {p: len(w) for p, w in _read_noise(source, FeatureConfig()).items()}
+    noise = {p: len(w) for p, w in _read_noise(source, FeatureConfig())[0].items()}
     assert words == list(V2_12) and extras and len(noise) == 6
     clips = select(clips, cfg, words, extras, noise)
     others = {c.word for c in clips if c.word not in V2_12 and c.word != "_background_noise_"}
