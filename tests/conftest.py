@@ -122,3 +122,12 @@ class LoudScorer:
     def window(self, feats):
         self.calls += 1
         return np.array([[5.0, 0.0, 0.0] if feats[0].max() > 0 else [0.0, 0.0, 5.0]], np.float32)
+
+
+def event_scalars(folder: Path) -> dict:
+    """{tag: [(step, value)]} of the TensorBoard event files in `folder`, read as TensorBoard reads them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}

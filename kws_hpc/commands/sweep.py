@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -39,6 +40,9 @@ def register(sub) -> None:
     r.add_argument("--threads", type=int, default=None,
                    help="torch threads per worker (default: the cores this process may use, shared between the "
                         "local workers it starts; on Slurm the job's CPUs)")
+    r.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+                   help="each trial's curves as TensorBoard event files in OUT/tensorboard/<study>/<run signature>/ "
+                        "(`tensorboard --logdir OUT`) (default: on where the tensorboard package is installed)")
     r.add_argument("--heartbeat", type=int, default=30, help="seconds between trial heartbeats (default: 30)")
     r.add_argument("--grace", type=int, default=120,
                    help="a running trial without heartbeat this long is failed and retried (default: 120)")
@@ -110,6 +114,7 @@ def _open(args):
 def cmd_run(args) -> int:
     from kws_hpc.launch.executors import check_job
     from kws_hpc.sweep.run import run_sweep, sweep_specs, worker_threads
+    from kws_hpc.train.epochlog import want_tensorboard
     from kws_hpc.sweep.space import load_space
     from kws_hpc.launch.storage import open_storage, storage_url
     from kws_hpc.sweep.summary import studies_table
@@ -119,7 +124,8 @@ def cmd_run(args) -> int:
     specs = sweep_specs(args.store, args.model, load_space(args.space, args.epochs), args.out, trials=args.trials,
                         workers=args.workers, seed=args.seed, device=args.device, heartbeat=args.heartbeat,
                         grace=args.grace, study=args.study,
-                        threads=worker_threads(args.threads, job.executor, args.workers * len(args.model)))
+                        threads=worker_threads(args.threads, job.executor, args.workers * len(args.model)),
+                        tensorboard=want_tensorboard(args.tensorboard))
     url = storage_url(args.storage, args.out)
     if run_sweep(url, specs, args.workers, job) is not None:
         print(studies_table(open_storage(url), url, list(specs)))

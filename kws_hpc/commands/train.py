@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from kws_hpc.config import ModelConfig, RunConfig, TrainConfig
 from kws_hpc.options import add_run_options, config_from_args
 
@@ -18,6 +20,10 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: the cores this process may use; 1 is faster on a "
                         "machine shared with other work)")
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+                   help="per-epoch curves as TensorBoard event files in OUT/tensorboard/train/<run signature>/ "
+                        "(`tensorboard --logdir OUT`); metrics.csv is written either way (default: on where the "
+                        "tensorboard package is installed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar over batches")
     p.set_defaults(func=run)
 
@@ -31,7 +37,10 @@ def run_config(args) -> RunConfig:
 def run(args) -> int:
     from kws_hpc.runtime import set_threads
     from kws_hpc.train.loop import train
+    from kws_hpc.train.epochlog import want_tensorboard
 
     set_threads(args.threads)
-    print(train(run_config(args), out=args.out, progress=not args.no_progress, resume=args.resume))
+    board = "train" if want_tensorboard(args.tensorboard) else None
+    print(train(run_config(args), out=args.out, progress=not args.no_progress, resume=args.resume,
+                tensorboard=board))
     return 0

@@ -22,6 +22,7 @@ from kws_hpc.data import split as D
 from kws_hpc.config import SPLITS, DataConfig, FeatureConfig, signature
 from kws_hpc.errors import KwsError
 from kws_hpc.features.logmel import add_noise, log_mels, time_shift
+from kws_hpc.features.noise import read_noise, say_noise
 from kws_hpc.features.padding import clip_rng, noise_windows, pad_clip
 from kws_hpc.features.slots import close_slots, open_slots, worker_slots
 from kws_hpc.data.source import BadClip, FolderSource, Source, decode_wav, fix_length, open_source, probe
@@ -154,8 +155,8 @@ def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint:
     if data_cfg.extras and D.UNKNOWN not in extras:
         log(f"--extras: {data} has no word folders besides the keywords, so only {D.SILENCE} is added "
             f"(no {D.UNKNOWN} class: there are no other words to fill it)")
-    noise, unreadable = _read_noise(source, feat_cfg)
-    _say_noise(noise, unreadable, extras, log)
+    noise, unreadable = read_noise(source, feat_cfg)
+    say_noise(noise, unreadable, extras, log)
     slots = open_slots(workers, CHUNK * (data_cfg.augment + 1), feat_cfg)  # before the workers fork
     pool = _pool(workers, noise, feat_cfg)
     try:
@@ -205,35 +206,6 @@ def _make_folder(folder: Path) -> None:
         raise KwsError(f"cannot create the store folder under {folder} ({e.strerror or e}); choose another --out")
     if not os.access(folder, os.W_OK):
         raise KwsError(f"cannot write in {folder} (permission denied); choose another --out")
-
-
-def _read_noise(source: Source, cfg: FeatureConfig) -> tuple[dict, dict]:
-    """The background noise files as {path: samples}, and {path: why} for those that cannot be read: a
-    link to nothing or outside an archive, or a WAV that does not decode at the store's rate."""
-    paths = [e.path for e in source.files() if e.path.startswith(D.BACKGROUND + "/") and e.path.endswith(".wav")]
-    noise: dict = {}
-    unreadable = {p: why for p, why in source.broken.items() if p == D.BACKGROUND or p.startswith(D.BACKGROUND + "/")}
-    for path, raw in source.iter_bytes(paths):
-        try:
-            noise[path] = decode_wav(raw, cfg.sample_rate)
-        except BadClip as e:
-            unreadable[path] = str(e)
-    return noise, unreadable
-
-
-def _say_noise(noise: dict, unreadable: dict, extras: tuple, log) -> None:
-    """One line naming the noise that cannot be read and what the store does without it."""
-    if not unreadable:
-        return
-    first = next(iter(sorted(unreadable)))
-    more = f" and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
-    if noise:
-        what = f"the store uses the {len(noise)} noise file(s) that can"
-    else:
-        what = "the store has no background noise" + (", so no _silence_ clips," if D.SILENCE in extras else ",") + \
-            " and training's --noise-aug has nothing to mix in"
-    log(f"warning: background noise cannot be read: {first} is {unreadable[first]}{more}; {what} "
-        f"(listed in summary.json)")
 
 
 def _probe_all(source: Source, clips: list, pool, progress: bool) -> None:

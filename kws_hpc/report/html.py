@@ -25,6 +25,16 @@ class Figure:
 
 
 @dataclass
+class Links:
+    """A table cell of links: [(text, href relative to the report folder)]."""
+
+    items: list
+
+    def __str__(self) -> str:
+        return " ".join(text for text, _ in self.items) or "-"
+
+
+@dataclass
 class Tables:
     """Tables shown side by side (they wrap on a narrow page)."""
 
@@ -98,6 +108,9 @@ NUMERIC = re.compile(r"^[-+]?[\d,.]+(e[-+]?\d+)?(\s*±\s*[\d,.]+)?( / \d+)?$|^-$
 
 
 def _td(v) -> str:
+    if isinstance(v, Links):
+        body = " ".join(f'<a href="{html.escape(href)}">{html.escape(text)}</a>' for text, href in v.items) or "-"
+        return f'<td class="word">{body}</td>'
     text = _cell(v)
     if len(text) > 40:  # long prose (hyper-parameters, paths) wraps, left-aligned
         cls = ' class="text"'
@@ -154,6 +167,8 @@ def render_html(title: str, subtitle: str, sections: list[Section]) -> str:
 
 
 def _md_cell(v) -> str:
+    if isinstance(v, Links):
+        return " ".join(f"[{text}](<{href}>)" for text, href in v.items) or "-"
     return _cell(v).replace("|", "\\|").replace("\n", " ")
 
 

@@ -7,6 +7,7 @@ incomplete runs with their last finished epoch, never dropped.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,11 @@ class Run:
     @property
     def signature(self) -> str:
         return str(self.config.get("run_signature") or self.dir.name)
+
+    @functools.cached_property
+    def tensorboard(self) -> Optional[Path]:
+        """The folder of this run's TensorBoard event files (None when it wrote none)."""
+        return self.folder.find_tensorboard()
 
     @property
     def model(self) -> dict:
@@ -197,6 +203,8 @@ def run_row(run: Run) -> dict:
     row.update({m: res.get(m) for m in METRICS})
     row.update({"device": res.get("device"), "stopped": res.get("stopped"),
                 "last_epoch": run.last_epoch, "epochs_planned": run.train.get("epochs"),
+                "metrics_csv": str(run.folder.metrics) if run.folder.metrics.is_file() else None,
+                "tensorboard": str(run.tensorboard) if run.tensorboard is not None else None,
                 "problem": run.problem, "study": (run.trial or {}).get("study"),
                 "trial": (run.trial or {}).get("number")})
     row.update({f"hp_{k}": v for k, v in hparams(run).items()})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from kws_hpc.report.html import Figure, Note, Section, Table, Tables, png_width
+from pathlib import Path
+
+from kws_hpc.report.html import Figure, Links, Note, Section, Table, Tables, png_width
 from kws_hpc.report.compare import describe_mcnemar
 
 WIDE_PX = 1000  # figures at least this wide (at 110 dpi) take the whole page width
@@ -212,10 +214,24 @@ def all_runs(ctx: dict) -> Section:
         res = r.result or {}
         trial = f"{r.trial['study']} #{r.trial['number']}" if r.trial else "-"
         rows.append([r.signature, r.family, r.variant, r.seed, r.state_text(), num(res.get("test_accuracy")),
-                     num(res.get("macro_f1")), num(last_val), trial, str(r.dir)])
+                     num(res.get("macro_f1")), num(last_val), trial, run_logs(r, ctx["out"]), str(r.dir)])
     s.add(Table(["run", "family", "variant", "seed", "status", "test accuracy", "macro-F1",
-                 "last val accuracy", "Optuna trial", "folder"], rows))
+                 "last val accuracy", "Optuna trial", "log", "folder"], rows))
+    board = sorted({str(r.dir.parent) for r in ctx["runs"] if r.tensorboard is not None})
+    if board:
+        s.add(f"Per-epoch curves of every run as they train: tensorboard --logdir {' '.join(board)} "
+              "(a sweep's trials are grouped under their study's name).")
     return s
+
+
+def run_logs(run, out) -> Links:
+    """Links to a run's per-epoch log: metrics.csv, and its TensorBoard folder when it has one."""
+    import os
+
+    items = [(name, Path(os.path.relpath(path, out)).as_posix()) for name, path in
+             (("metrics.csv", run.folder.metrics), ("tensorboard", run.tensorboard)) if path is not None
+             and path.exists()]
+    return Links(items)
 
 
 def live_det(ctx: dict) -> Section:

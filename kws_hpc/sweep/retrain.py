@@ -18,12 +18,16 @@ from kws_hpc.launch.storage import open_storage
 from kws_hpc.sweep.studies import SweepSpec, best_trial, budget, read_spec
 
 
-def retrain_job(spec: dict, params: dict, seed: int, epochs: int, out: str) -> dict:
-    """One retrain of a best configuration (a job: takes plain dicts, returns a small summary)."""
+def retrain_job(spec: dict, params: dict, seed: int, epochs: int, out: str, study: Optional[str] = None) -> dict:
+    """One retrain of a best configuration (a job: takes plain dicts, returns a small summary); its curves
+    go to TensorBoard under OUT/tensorboard/<study>/retrain/ when the study's trials had theirs there."""
     from kws_hpc.train.loop import train
+    from kws_hpc.train.epochlog import tensorboard_installed
     from kws_hpc.train.rundir import RunDir
 
-    run = train(run_config(SweepSpec(**spec), params, seed=seed, epochs=epochs), out=out, progress=False)
+    sweep = SweepSpec(**spec)
+    board = f"{study}/retrain" if study and sweep.tensorboard and tensorboard_installed() else None
+    run = train(run_config(sweep, params, seed=seed, epochs=epochs), out=out, progress=False, tensorboard=board)
     r = RunDir(run).load()
     return {"seed": seed, "run": str(run), "test_accuracy": r["test_accuracy"], "macro_f1": r["macro_f1"],
             "best_val_acc": r["best_val_acc"], "epochs_run": r["epochs_run"]}
@@ -31,7 +35,7 @@ def retrain_job(spec: dict, params: dict, seed: int, epochs: int, out: str) -> d
 
 def retrain_call(storage, name: str, seed: int, epochs: int, out: str | Path) -> tuple:
     """The arguments of `retrain_job` for the best trial of study `name`."""
-    return (asdict(read_spec(storage, name)), dict(best_trial(storage, name).params), seed, epochs, str(out))
+    return (asdict(read_spec(storage, name)), dict(best_trial(storage, name).params), seed, epochs, str(out), name)
 
 
 def retrain_runs(calls: list[tuple], job=None, log: Callable[[str], None] = print) -> Optional[list[dict]]:

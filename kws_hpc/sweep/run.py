@@ -13,7 +13,7 @@ from kws_hpc.sweep.worker import run_worker
 
 def sweep_specs(store: str | Path, models: Sequence[str], space: dict, out: str | Path, trials: int = 20,
                 workers: int = 2, seed: int = 0, device: str = "auto", heartbeat: int = 30, grace: int = 120,
-                study: Optional[str] = None, threads: Optional[int] = None) -> dict:
+                study: Optional[str] = None, threads: Optional[int] = None, tensorboard: bool = True) -> dict:
     """{study name: SweepSpec}, one study per model family with the same space and budget.
 
     `workers` is per study; every spec records the total. `threads` per worker (None: the cores its process
@@ -31,7 +31,8 @@ def sweep_specs(store: str | Path, models: Sequence[str], space: dict, out: str 
     store = str(Path(store).expanduser().resolve())
     open_store(store)  # a bad store is an error here, not in every worker
     common = dict(space=space, out=str(Path(out).expanduser().resolve()), trials=trials, seed=seed,
-                  device=device, workers=workers * len(models), heartbeat=heartbeat, grace=grace, threads=threads)
+                  device=device, workers=workers * len(models), heartbeat=heartbeat, grace=grace, threads=threads,
+                  tensorboard=tensorboard)
     return {study or study_name(m, store): SweepSpec(store=store, model=m, **common) for m in models}
 
 

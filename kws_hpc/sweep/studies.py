@@ -36,6 +36,7 @@ class SweepSpec:
     workers: int = 1  # workers launched together, all studies
     device: str = "auto"
     threads: Optional[int] = None  # torch threads per worker (None: the cores the worker's process may use)
+    tensorboard: bool = True  # trials write TensorBoard event files to OUT/tensorboard/<study>/ (if installed)
     heartbeat: int = 30  # seconds between a running trial's heartbeats
     grace: int = 120  # a running trial silent this long is failed and retried
 

@@ -31,6 +31,7 @@ class OverBudget(Exception):
 def objective(trial, spec: SweepSpec, log: Callable[[str], None] = print) -> float:
     """Thin adapter: suggest a config, train it (reporting val accuracy per epoch), return best val acc."""
     from kws_hpc.train.loop import run_dir, train
+    from kws_hpc.train.epochlog import tensorboard_installed
     from kws_hpc.train.rundir import RunDir
 
     check_budget(trial, spec)
@@ -42,8 +43,9 @@ def objective(trial, spec: SweepSpec, log: Callable[[str], None] = print) -> flo
         if trial.should_prune():
             raise optuna.TrialPruned(f"val acc {entry['val_acc']:.4f} at epoch {epoch}")
 
+    board = trial.study.study_name if spec.tensorboard and tensorboard_installed() else None
     run = train(cfg, out=spec.out, on_epoch=on_epoch, log=lambda m: log(f"[trial {trial.number}] {m}"),
-                progress=False)
+                progress=False, tensorboard=board)
     result = RunDir(run).load()
     for key in ("test_accuracy", "macro_f1", "params", "epochs_run"):
         trial.set_user_attr(key, result.get(key))

@@ -79,6 +79,18 @@ def noise_pool(x: torch.Tensor, y: torch.Tensor, silence: int | None,
     return pool if len(pool) else None
 
 
+def backgrounds_warning(share: float, backgrounds: str, store: str) -> str | None:
+    """The line to say when `--noise-aug` asks for the store's background noise and the store has none
+    (`backgrounds`: what `noise_pool`'s caller found, `noise`, `silence` or `none`); None otherwise."""
+    if share <= 0 or backgrounds == "noise":
+        return None
+    did = ("its _silence_ clips are mixed in instead" if backgrounds == "silence" else
+           "no clip gets noise (there are no _silence_ clips either); build the store from data with "
+           "_background_noise_/*.wav, or pass --noise-aug 0 to say so")
+    return (f"warning: store {store} has no background noise for --noise-aug {share:g}: {did} "
+            "(recorded as `backgrounds` in config.json and result.json)")
+
+
 def _dense(x: torch.Tensor, dense: bool | None) -> bool:
     """Whether to compute every row and keep the chosen ones (no host sync): by default off the CPU."""
     return x.device.type != "cpu" if dense is None else dense

@@ -9,9 +9,10 @@ resumed deterministic CPU run equals the uninterrupted one bit for bit.
 
 from __future__ import annotations
 
+import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kws_hpc.train.augment import add_background, noise_pool, stream_windows, warp
+from kws_hpc.train.augment import add_background, backgrounds_warning, noise_pool, stream_windows, warp
 from kws_hpc.config import SILENCE, UNKNOWN, RunConfig, TrainConfig, check_config, to_dict
 from kws_hpc.errors import KwsError
 from kws_hpc.progress import bar as progress_bar
@@ -28,54 +29,17 @@ from kws_hpc.train.models import build_model, count_params, spec_augment
 from kws_hpc.train.negatives import load_hard_negatives
 from kws_hpc.runtime import as_run, get_device, rng_state, set_rng_state, set_seed, stop_requested
 from kws_hpc.features.store import StoreInfo, load_noise, load_split, open_store
+from kws_hpc.train.epochlog import EpochLog
 from kws_hpc.train.rundir import RunDir
+from kws_hpc.train.schedule import Progress, batches as _batches, make_scheduler
 
 FORMAT_VERSION = 1
-
-
-@dataclass
-class Progress:
-    """What a checkpoint carries besides the weights: where the run is and how it has gone."""
-
-    epoch: int = 0
-    best_val_acc: float = -1.0
-    best_val_loss: float = math.inf
-    best_epoch: int = 0
-    epochs_since_best: int = 0
-    history: list = field(default_factory=list)
-
-    def update(self, val_acc: float, val_loss: float, epoch: int) -> bool:
-        """Record an epoch; True when it is the new best (higher val accuracy, ties go to lower loss)."""
-        self.epoch = epoch
-        better = val_acc > self.best_val_acc or (val_acc == self.best_val_acc and val_loss < self.best_val_loss)
-        if better:  # ties go to the lower loss
-            self.best_val_acc, self.best_val_loss, self.best_epoch, self.epochs_since_best = val_acc, val_loss, epoch, 0
-        else:
-            self.epochs_since_best += 1
-        return better
 
 
 def run_dir(cfg: RunConfig, out: str | Path = "runs", info: Optional[StoreInfo] = None) -> Path:
     """The folder a run config trains into: OUT/<run signature>/."""
     info = info or open_store(cfg.store)
     return Path(out).expanduser() / as_run(cfg).signature(info.signature)
-
-
-def make_scheduler(opt: torch.optim.Optimizer, tc: TrainConfig, steps_per_epoch: int):
-    """Cosine and one-cycle step per batch; plateau steps per epoch on val accuracy (halving the lr)."""
-    total = max(1, tc.epochs * steps_per_epoch)
-    if tc.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-    if tc.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=total)
-    if tc.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, "max", factor=0.5, patience=max(1, tc.patience // 3))
-    return None
-
-
-def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
-    """Batch bounds; a last batch of one is dropped (BatchNorm in the CRNN front-end needs two)."""
-    return [(i, min(i + batch_size, n)) for i in range(0, n, batch_size) if min(i + batch_size, n) - i >= 2]
 
 
 def _load(info: StoreInfo, device: torch.device, log, hard_negatives: str = "") -> dict:
@@ -249,12 +213,15 @@ class _Trainer:
 
 
 def train(cfg: RunConfig, out: str | Path = "runs", on_epoch: Callable[[int, dict], None] | None = None,
-          log: Callable[[str], None] = print, progress: bool = True, resume: bool = False) -> Path:
+          log: Callable[[str], None] = print, progress: bool = True, resume: bool = False,
+          tensorboard: Optional[str] = None) -> Path:
     """Train (or resume, or find finished) the run `cfg` under `out`; returns the run folder.
 
     `on_epoch(epoch, history_entry)` is called after each epoch once last.pt is saved; an exception
     it raises (optuna.TrialPruned, say) propagates and the run can be resumed later. `resume=True`
     insists on an existing run (KwsError when there is none); without it a run resumes when it can.
+    Every epoch goes to metrics.csv; `tensorboard` (a group name: `train`, a study's name) also writes
+    TensorBoard event files to OUT/tensorboard/<group>/<run signature>/.
     """
     check_config(cfg)
     cfg, info = as_run(cfg), open_store(cfg.store)
@@ -268,10 +235,11 @@ def train(cfg: RunConfig, out: str | Path = "runs", on_epoch: Callable[[int, dic
         if run.done:
             log(f"run {run.signature} is done: {run.path}")
             return run.path
-        return _train(cfg, info, run, on_epoch, log, progress)
+        return _train(cfg, info, run, on_epoch, log, progress, tensorboard)
 
 
-def _train(cfg: RunConfig, info: StoreInfo, run: RunDir, on_epoch, log, progress: bool) -> Path:
+def _train(cfg: RunConfig, info: StoreInfo, run: RunDir, on_epoch, log, progress: bool,
+           tensorboard: Optional[str] = None) -> Path:
     """Start or resume the run in `run` (its lock held) and score it; returns its folder."""
     sig = run.signature
     device = get_device(cfg.train.device)
@@ -282,7 +250,8 @@ def _train(cfg: RunConfig, info: StoreInfo, run: RunDir, on_epoch, log, progress
     data = _load(info, device, log, cfg.train.hard_negatives)
     trainer = _Trainer(cfg, info, device, amp, len(data["train"][1]))
     backgrounds = trainer.take_backgrounds(*data["train"], data["noise"])
-    _say_backgrounds(cfg.train, backgrounds, info, log)
+    if (warning := backgrounds_warning(cfg.train.noise_aug, backgrounds, info.signature)) is not None:
+        log(warning)
     run.path.mkdir(parents=True, exist_ok=True)
     if run.last.is_file():
         trainer.restore(run.last, sig)
@@ -292,22 +261,20 @@ def _train(cfg: RunConfig, info: StoreInfo, run: RunDir, on_epoch, log, progress
         cast = " (bfloat16 autocast)" if trainer.bf16 else ""
         log(f"run {sig}: {cfg.model.cell} on {device}{cast}, {count_params(trainer.model):,} parameters, "
             f"{len(data['train'][1])} training clips, {torch.get_num_threads()} CPU thread(s)")
-    stopped = _fit(trainer, data, run, on_epoch, log, progress)
+    board = run.tensorboard_dir(tensorboard) if tensorboard else None
+    if board is not None:
+        log(f"tensorboard: {board} (watch with: tensorboard --logdir {run.path.parent})")
+    epochs = EpochLog(run.metrics, board, trainer.progress.epoch + 1,
+                      text={"config": "    " + json.dumps(_config_json(cfg, info, sig), indent=1).replace(
+                          "\n", "\n    ")})
+    try:
+        stopped = _fit(trainer, data, run, on_epoch, log, progress, epochs)
+    finally:
+        epochs.close()
     result = _finish(trainer, data, run, stopped, backgrounds)
     log(f"test accuracy {result['test_accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  "
         f"best epoch {result['best_epoch']}/{result['epochs_run']}  run {run.path}")
     return run.path
-
-
-def _say_backgrounds(tc: TrainConfig, backgrounds: str, info: StoreInfo, log) -> None:
-    """One line when --noise-aug asks for the store's background noise and the store has none."""
-    if tc.noise_aug <= 0 or backgrounds == "noise":
-        return
-    did = (f"its {SILENCE} clips are mixed in instead" if backgrounds == "silence" else
-           "no clip gets noise (there are no _silence_ clips either); build the store from data with "
-           "_background_noise_/*.wav, or pass --noise-aug 0 to say so")
-    log(f"warning: store {info.signature} has no background noise for --noise-aug {tc.noise_aug:g}: {did} "
-        "(recorded as `backgrounds` in config.json and result.json)")
 
 
 def _config_json(cfg: RunConfig, info: StoreInfo, sig: str) -> dict:
@@ -316,7 +283,7 @@ def _config_json(cfg: RunConfig, info: StoreInfo, sig: str) -> dict:
             "labels": list(info.labels), "feature_config": to_dict(info.feature_config)}
 
 
-def _fit(tr: _Trainer, data: dict, run: RunDir, on_epoch, log, progress: bool) -> str:
+def _fit(tr: _Trainer, data: dict, run: RunDir, on_epoch, log, progress: bool, epochs: EpochLog) -> str:
     """Epochs until max epochs or early stopping; returns why it stopped."""
     tc, p = tr.cfg.train, tr.progress
     while p.epoch < tc.epochs and p.epochs_since_best < tc.patience:
@@ -334,6 +301,7 @@ def _fit(tr: _Trainer, data: dict, run: RunDir, on_epoch, log, progress: bool) -
             run.save_checkpoint(tr.checkpoint(run.signature), best=True)
         run.save_checkpoint(tr.checkpoint(run.signature))
         run.write_history(p.history)
+        epochs.epoch(p.history)
         log(f"epoch {epoch:3d}/{tc.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
             f"val loss {val_loss:.4f} acc {val_acc:.4f}  lr {entry['lr']:.2e}  {entry['seconds']:.1f}s"
             + ("  *" if p.best_epoch == epoch else ""))

@@ -1,6 +1,7 @@
 """The run folder: the one owner of `runs/<run signature>/` and every file in it (docs/formats.md).
 
-`RunDir` names the files (config.json, history.json, best.pt, last.pt, result.json, predictions.npz),
+`RunDir` names the files (config.json, history.json, metrics.csv, best.pt, last.pt, result.json,
+predictions.npz, and the run's TensorBoard folder beside it),
 reads and writes them atomically, and says what state the run is in; `find_runs` lists the run folders
 under a folder, and `best_run` picks the finished run with the best validation accuracy (never test).
 """
@@ -32,6 +33,23 @@ class RunDir:
     @property
     def history(self) -> Path:
         return self.path / "history.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.csv"
+
+    def tensorboard_dir(self, group: str) -> Path:
+        """Where this run's TensorBoard event files go: RUNS/tensorboard/<group>/<signature>/ (group: a
+        study's name for its trials), so one `tensorboard --logdir RUNS` shows every run by group."""
+        return self.path.parent / "tensorboard" / group / self.signature
+
+    def find_tensorboard(self) -> Optional[Path]:
+        """The folder holding this run's event files, in whichever group it was trained (None: none)."""
+        root = self.path.parent / "tensorboard"
+        if not root.is_dir():
+            return None
+        found = sorted(p.parent for p in root.glob(f"**/{self.signature}/events.out.tfevents.*"))
+        return found[0] if found else None
 
     @property
     def best(self) -> Path:

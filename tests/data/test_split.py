@@ -168,13 +168,13 @@ def test_v2_12_on_the_sample_follows_the_data_sets_rules():
     """_unknown_: every non-keyword word in turn, ceil(10 %) of the keyword clips; _silence_: as many 1-s
     cuts of the background noise, each split from its own stretch of the files."""
     from kws_hpc.config import V2_12
-    from kws_hpc.features.build import _read_noise
+    from kws_hpc.features.noise import read_noise
     from kws_hpc.config import FeatureConfig
 
     source = FolderSource(SAMPLE)
     cfg = DataConfig(vocab="v2-12")
     clips, words, extras = scan(source, cfg)
-    noise = {p: len(w) for p, w in _read_noise(source, FeatureConfig())[0].items()}
+    noise = {p: len(w) for p, w in read_noise(source, FeatureConfig())[0].items()}
     assert words == list(V2_12) and extras and len(noise) == 6
     clips = select(clips, cfg, words, extras, noise)
     others = {c.word for c in clips if c.word not in V2_12 and c.word != "_background_noise_"}

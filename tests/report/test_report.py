@@ -131,6 +131,26 @@ def test_results_hold_the_numbers_of_each_run(report, trained):
     assert f"{acc['mean']:.4f}\u00a0±\u00a0{acc['std']:.4f}" in html
 
 
+def test_each_run_links_its_log(report, trained):
+    import os
+
+    out, html, md = report["out"], (report["out"] / "index.html").read_text(), (report["out"] / "report.md").read_text()
+    rows = report["json"]["runs"]
+    trials = [r for r in rows if r["study"] == trained["study"]]
+    assert len(trials) == 3 and len(rows) == 4 + 3
+    for r in rows:
+        csv_link = Path(os.path.relpath(r["metrics_csv"], out)).as_posix()
+        assert csv_link.endswith(f"{r['run_signature']}/metrics.csv")
+        assert f'<a href="{csv_link}">metrics.csv</a>' in html and f"[metrics.csv](<{csv_link}>)" in md
+        if r in trials:  # a sweep's trials write TensorBoard event files, grouped under the study
+            board = Path(r["tensorboard"])
+            assert board == trained["runs"] / "tensorboard" / trained["study"] / r["run_signature"]
+            assert f'<a href="{Path(os.path.relpath(board, out)).as_posix()}">tensorboard</a>' in html
+        else:
+            assert r["tensorboard"] is None
+    assert f"tensorboard --logdir {trained['runs']} (" in html
+
+
 def test_unfinished_and_pruned_runs_are_listed_not_dropped(report):
     doc = report["json"]
     unfinished = [r for r in doc["runs"] if r["status"] == "incomplete"]

@@ -21,6 +21,8 @@ from kws_hpc.errors import KwsError
 from kws_hpc import launch as L
 from kws_hpc import sweep as S
 
+from conftest import event_scalars
+
 ROOT = Path(__file__).resolve().parents[2]
 optuna.logging.get_logger("optuna")  # bind optuna's log handler now, not to one test's captured stderr
 TINY_SPACE = """
@@ -191,6 +193,11 @@ def test_sweep_8_trials_2_local_workers_then_ls_show_best(tiny_store, tmp_path, 
 
     study = optuna.load_study(study_name=name, storage=storage)
     assert study.metric_names == ["val_accuracy"]  # what the dashboard calls the objective
+    for t in trials:  # `tensorboard --logdir OUT` shows every trial's curves, grouped under the study
+        if t.state.name in ("COMPLETE", "PRUNED"):
+            scalars = event_scalars(out / "tensorboard" / name / Path(t.user_attrs["run"]).name)
+            assert [(step, pytest.approx(v)) for step, v in scalars["accuracy/val"]] == \
+                sorted(t.intermediate_values.items())
     threads = max(1, len(os.sched_getaffinity(0)) // 2)  # two local workers share the cores
     assert {json.loads((Path(t.user_attrs["run"]) / "result.json").read_text())["threads"]
             for t in trials if t.state.name == "COMPLETE"} == {threads}

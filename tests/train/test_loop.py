@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -17,12 +18,12 @@ from kws_hpc.errors import KwsError
 from kws_hpc.features.store import load_split
 from kws_hpc.train import load_checkpoint, load_run, train
 
-from conftest import TINY_WORDS
+from conftest import TINY_WORDS, event_scalars
 
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
 RESULT_KEYS = {"test_accuracy", "macro_f1", "per_class", "confusion", "labels", "params", "seconds_per_epoch",
                "best_epoch", "epochs_run", "best_val_acc", "inference_ms_per_clip", "device", "run_signature",
-               "store_signature", "model", "train", "stopped", "threads"}
+               "store_signature", "model", "train", "stopped", "threads", "backgrounds"}
 CKPT_KEYS = {"model", "optimizer", "scheduler", "scaler", "epoch", "best_val_acc", "best_epoch",
              "epochs_since_best", "history", "rng", "labels", "feature_config", "model_config",
              "train_config", "store_signature", "run_signature", "format_version"}
@@ -154,12 +155,15 @@ def test_same_signature_again_is_done(gru_run, tiny_store):
 
 def test_run_folder_files(gru_run):
     assert sorted(p.name for p in gru_run.iterdir()) == sorted(
-        ["config.json", "history.json", "best.pt", "last.pt", "result.json", "predictions.npz"])
+        ["config.json", "history.json", "metrics.csv", "best.pt", "last.pt", "result.json", "predictions.npz"])
+    history = json.loads((gru_run / "history.json").read_text())
+    rows = list(csv.DictReader((gru_run / "metrics.csv").open()))
+    assert [(int(r["epoch"]), float(r["val_acc"])) for r in rows] == [(h["epoch"], h["val_acc"]) for h in history]
     result = json.loads((gru_run / "result.json").read_text())
     assert set(result) == RESULT_KEYS
     config = json.loads((gru_run / "config.json").read_text())
     assert set(config) == {"store", "store_signature", "run_signature", "model", "train", "labels",
-                           "feature_config"}
+                           "feature_config", "backgrounds"}
     assert config["labels"] == result["labels"] == TINY_WORDS[:10]
     assert result["run_signature"] == gru_run.name and result["stopped"] == "max_epochs"
     assert result["params"] > 0 and result["inference_ms_per_clip"] > 0 and result["seconds_per_epoch"] > 0
@@ -276,6 +280,22 @@ def test_cli_trains_and_prints_the_run_folder_last(tiny_store, tmp_path, capsys)
     assert main(argv + ["--resume"]) == 0
     again = capsys.readouterr().out.strip().splitlines()
     assert again[-1] == str(run) and "is done" in again[0]
+    board = tmp_path / "tensorboard" / "train" / run.name  # on by default: the package is installed
+    assert any(line == f"tensorboard: {board} (watch with: tensorboard --logdir {tmp_path})" for line in out)
+    scalars = event_scalars(board)
+    history = json.loads((run / "history.json").read_text())
+    assert scalars["accuracy/val"] == [(h["epoch"], pytest.approx(h["val_acc"])) for h in history]
+    assert {"loss/train", "loss/val", "accuracy/train", "lr", "seconds_per_epoch"} <= set(scalars)
+
+
+def test_no_tensorboard_writes_the_csv_alone(tiny_store, tmp_path, capsys):
+    argv = ["train", "--store", str(tiny_store), "--hidden", "8", "--layers", "1", "--conv-channels", "0",
+            "--epochs", "1", "--batch-size", "32", "--out", str(tmp_path), "--device", "cpu", "--no-progress",
+            "--no-tensorboard"]
+    assert main(argv) == 0
+    run = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (run / "metrics.csv").read_text().splitlines()[0] == "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds"
+    assert not (tmp_path / "tensorboard").exists()
 
 
 def test_a_second_identical_training_waits_for_the_first_and_finds_it_done(tiny_store, tmp_path):
