@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kws_hpc.evaluate.calibrate import CALIBRATION_MINUTES, FA_BUDGET, NEGATIVE_MINUTES
 from kws_hpc.evaluate.detector import DetectorConfig
-from kws_hpc.options import add_config_args, config_from_args
+from kws_hpc.options import add_config_args, add_job_args, config_from_args, job_options
 
 DETECTOR_FLAGS = {"smooth_s": "--smooth", "refractory_s": "--refractory", "hold_s": "--hold"}
 DESCRIPTION = (
@@ -39,17 +39,30 @@ def register(sub) -> None:
                         f"(default: {NEGATIVE_MINUTES:g}: one false alarm = 2 per hour; 0 = none, count them "
                         "on the keyword stream)")
     add_config_args(p, DetectorConfig, include=DETECTOR_FLAGS, flags=DETECTOR_FLAGS)
+    add_job_args(p, log_dir_help="RUNS/jobs with --best, else jobs/ beside OUT")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from kws_hpc.deploy.export import export_checkpoint
     from kws_hpc.errors import KwsError
+    from kws_hpc.launch.executors import check_job, submit
 
     if not args.fa_per_hour >= 0:
         raise KwsError(f"--fa-per-hour {args.fa_per_hour}: use a number of false alarms per hour >= 0")
     det = config_from_args(DetectorConfig, args).check()
-    print(export_checkpoint(args.checkpoint or None, args.out, best=args.best, store=args.store,
-                            calibrate_minutes=args.calibrate_minutes, detector=det,
-                            fa_per_hour=args.fa_per_hour, negative_minutes=args.negative_minutes))
+    job = job_options(args, args.best or Path(args.out).expanduser().parent, "kws-export")
+    check_job(job)
+
+    def here(path):  # the job may run in another folder
+        return str(Path(path).expanduser().resolve()) if path else path
+
+    model = submit(export_checkpoint, [here(c) for c in args.checkpoint] or None, here(args.out), best=here(args.best),
+                   store=here(args.store), calibrate_minutes=args.calibrate_minutes, detector=det,
+                   fa_per_hour=args.fa_per_hour, negative_minutes=args.negative_minutes, job=job)
+    if job.executor is not None and not job.wait:
+        return 0
+    print(model)
     return 0

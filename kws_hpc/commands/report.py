@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kws_hpc.options import add_job_args, job_options
 from kws_hpc.report.det import DET_MINUTES
 
 
@@ -20,12 +21,22 @@ def register(sub) -> None:
     p.add_argument("--det-minutes", type=float, nargs=2, default=list(DET_MINUTES), metavar=("POS", "NEG"),
                    help="test streams the best GRU and LSTM are put through the live detector on: minutes "
                         "with keywords and without (default: 10 30; 0 0 = no DET section)")
+    add_job_args(p, log_dir_help="RUNS/jobs")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from kws_hpc.launch.executors import check_job, submit
     from kws_hpc.report.build import make_report
 
-    index = make_report(args.runs, args.out, storage=args.storage, det_minutes=tuple(args.det_minutes))
+    job = job_options(args, args.runs, "kws-report")
+    check_job(job)
+    out = str(Path(args.out).expanduser().resolve()) if args.out else None
+    index = submit(make_report, str(Path(args.runs).expanduser().resolve()), out, storage=args.storage,
+                   det_minutes=tuple(args.det_minutes), job=job)
+    if job.executor is not None and not job.wait:
+        return 0
     print(index)
     return 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from kws_hpc.config import ModelConfig, RunConfig, TrainConfig
-from kws_hpc.options import add_run_options, config_from_args
+from kws_hpc.options import add_job_args, add_run_options, config_from_args, job_options
 
 
 def register(sub) -> None:
@@ -25,6 +26,7 @@ def register(sub) -> None:
                         "(`tensorboard --logdir OUT`); metrics.csv is written either way (default: on where the "
                         "tensorboard package is installed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar over batches")
+    add_job_args(p)
     p.set_defaults(func=run)
 
 
@@ -35,12 +37,28 @@ def run_config(args) -> RunConfig:
 
 
 def run(args) -> int:
-    from kws_hpc.runtime import set_threads
-    from kws_hpc.train.loop import train
+    from pathlib import Path
+
+    from kws_hpc.launch.executors import check_job, submit
     from kws_hpc.train.epochlog import want_tensorboard
 
-    set_threads(args.threads)
+    job = job_options(args, args.out, "kws-train")
+    check_job(job)
+    cfg = run_config(args)
+    cfg = dataclasses.replace(cfg, store=str(Path(cfg.store).expanduser().resolve()))  # the job may run elsewhere
     board = "train" if want_tensorboard(args.tensorboard) else None
-    print(train(run_config(args), out=args.out, progress=not args.no_progress, resume=args.resume,
-                tensorboard=board))
+    folder = submit(train_job, cfg, str(Path(args.out).expanduser().resolve()), args.threads, board, args.resume,
+                    not args.no_progress and job.executor is None, job=job)
+    if job.executor is not None and not job.wait:
+        return 0
+    print(folder)
     return 0
+
+
+def train_job(cfg: RunConfig, out: str, threads, tensorboard, resume: bool, progress: bool):
+    """`kws-hpc train` as a job: its threads set where it runs, then the run trained, resumed or found."""
+    from kws_hpc.runtime import set_threads
+    from kws_hpc.train.loop import train
+
+    set_threads(threads)
+    return train(cfg, out=out, progress=progress, resume=resume, tensorboard=tensorboard)

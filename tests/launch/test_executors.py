@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kws_hpc import launch as L
+from kws_hpc.cli import main
 from kws_hpc.options import add_job_args, job_options
 from kws_hpc.errors import KwsError
 
@@ -187,3 +188,39 @@ def test_local_array_tasks_share_the_cores_instead_of_each_taking_all(tmp_path):
     handles = L.submit_array(torch.get_num_threads, calls, job, log=lambda m: None)
     L.wait(handles, poll=0.2)
     assert [L.result(h) for h in handles] == [max(1, len(os.sched_getaffinity(0)) // 2)] * 2
+
+
+TINY_TRAIN = ["--hidden", "8", "--layers", "1", "--conv-channels", "0", "--epochs", "1", "--batch-size", "32",
+              "--device", "cpu", "--threads", "1", "--no-progress"]
+
+
+def stages_as_jobs(store: Path, tmp_path: Path, jobs: list, capsys) -> dict:
+    """train, evaluate, report and export, each with the job flags `jobs`; returns what they printed last."""
+    runs, logs = tmp_path / "runs", tmp_path / "jobs"
+    flags = [*jobs, "--log-dir", str(logs)]
+    said = {}
+    for stage, argv in (
+            ("train", ["train", "--store", str(store), "--out", str(runs), *TINY_TRAIN]),
+            ("report", ["report", "--runs", str(runs), "--det-minutes", "0", "0"]),
+            ("export", ["export", "--best", str(runs), "--out", str(tmp_path / "model.onnx"),
+                        "--calibrate-minutes", "0"])):
+        assert main(argv + flags) == 0, stage
+        captured = capsys.readouterr()
+        said[stage] = captured.out.strip().splitlines()[-1]
+        said[stage + "_all"] = captured.out + captured.err
+    return said
+
+
+def test_train_report_and_export_run_through_the_debug_executor(tiny_store, tmp_path, capsys):
+    said = stages_as_jobs(tiny_store, tmp_path, ["--executor", "debug"], capsys)
+    run = Path(said["train"])
+    assert run.parent == tmp_path / "runs" and (run / "result.json").is_file()
+    assert Path(said["report"]) == tmp_path / "runs" / "report" / "index.html" and Path(said["report"]).is_file()
+    assert Path(said["export"]) == tmp_path / "model.onnx" and Path(said["export"]).is_file()
+    for stage, name in (("train", "kws-train"), ("report", "kws-report"), ("export", "kws-export")):
+        assert f"submitted {name} as debug job" in said[stage + "_all"], stage
+    assert main(["evaluate", str(run), "--store", str(tiny_store), "--executor", "local",
+                 "--log-dir", str(tmp_path / "jobs")]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["accuracy"] == json.loads((run / "result.json").read_text())["test_accuracy"]
+    assert "submitted kws-evaluate as local job" in captured.err  # stdout is the JSON alone

@@ -111,3 +111,16 @@ def _history(run: Path) -> list:
         return json.loads((run / "history.json").read_text())
     except (OSError, ValueError):
         return []
+
+
+def test_train_report_and_export_run_as_slurm_jobs(slurm, tiny_store, tmp_path, capsys):
+    from test_executors import stages_as_jobs
+
+    said = stages_as_jobs(tiny_store, tmp_path, ["--executor", "slurm", "--profile", "slurm_local"], capsys)
+    run = Path(said["train"])
+    assert (run / "result.json").is_file() and Path(said["report"]).is_file() and Path(said["export"]).is_file()
+    for stage, name in (("train", "kws-train"), ("report", "kws-report"), ("export", "kws-export")):
+        assert f"submitted {name} as slurm job" in said[stage + "_all"], stage
+    scripts = sorted((tmp_path / "jobs").glob("*_submission.sh"))
+    assert len(scripts) == 3 and all("#SBATCH --partition=debug" in p.read_text() for p in scripts)
+    assert any("1 CPU thread(s)" in p.read_text() for p in (tmp_path / "jobs").glob("*_log.out"))  # the train log
