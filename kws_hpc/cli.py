@@ -14,15 +14,9 @@ import sys
 from kws_hpc import __version__
 from kws_hpc import commands
 from kws_hpc.errors import KwsError
+from kws_hpc.options import Parser
 
 ORDER = ["data", "features", "train", "evaluate", "sweep", "report", "export", "live", "mine", "demo", "bench"]
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with its usage errors as one line (what is wrong, and where the help is), exit code 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +35,11 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help and --version exit 0; a usage error exits 2 after its one line
         return int(e.code or 0)
+    if getattr(args, "print_config", False):
+        from kws_hpc.configfile import effective
+
+        print(effective(args.config_parser, args), end="")
+        return 0
     try:
         code = args.func(args)
     except KwsError as e:

@@ -138,7 +138,7 @@ class ModelConfig:
     folds of the shared real set, +1.2 points of validation accuracy for the GRU and +3.3 for the LSTM,
     with 30 epochs; +1.0 / +1.4 on the built-in corpus)."""
 
-    cell: str = field(default="gru", metadata={"choices": CELLS})  # RNN cell
+    cell: str = field(default="gru", metadata={"choices": CELLS, "flag": "--model"})  # RNN cell
     hidden: int = 128  # hidden units
     layers: int = 2  # RNN layers
     bidirectional: bool = False  # bidirectional RNN

@@ -15,9 +15,28 @@ import ast
 import dataclasses
 import functools
 import inspect
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any, Iterable, Optional
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as one line (what is wrong, and where the help is), exit code 2, and
+    a command's `--config FILE` (`configfile.add_config_file`) read before its command line."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        if getattr(self, "config_section", None) is not None:
+            from kws_hpc import configfile
+
+            try:
+                configfile.apply(self, list(args) if args is not None else sys.argv[1:])
+            except ValueError as e:
+                self.error(str(e))
+        return super().parse_known_args(args, namespace)
+
 
 KEEP = "the model file's"  # the help's default for override flags (None = keep the stored value)
 
@@ -58,8 +77,10 @@ def _default(f: dataclasses.Field):
     return None
 
 
-def flag_of(name: str, flags: Optional[dict] = None) -> str:
-    return (flags or {}).get(name) or "--" + name.replace("_", "-")
+def flag_of(name: str, flags: Optional[dict] = None, f: Optional[dataclasses.Field] = None) -> str:
+    """`--field-name`, or the field's `flag` metadata, or what `flags` renames it to."""
+    return (flags or {}).get(name) or (f.metadata.get("flag") if f is not None else None) or \
+        "--" + name.replace("_", "-")
 
 
 def add_config_args(parser, cls, include: Optional[Iterable[str]] = None, exclude: Iterable[str] = (),
@@ -93,7 +114,7 @@ def add_config_args(parser, cls, include: Optional[Iterable[str]] = None, exclud
                 kw["choices"] = list(f.metadata["choices"])
             if f.metadata.get("metavar"):
                 kw["metavar"] = f.metadata["metavar"]
-        parser.add_argument(flag_of(name, flags), **kw)
+        parser.add_argument(flag_of(name, flags, f), **kw)
 
 
 def add_run_options(p) -> None:
@@ -101,7 +122,7 @@ def add_run_options(p) -> None:
     `kws-hpc train` and the variants of `kws-hpc bench ablate` take it."""
     from kws_hpc.config import ModelConfig, TrainConfig
 
-    add_config_args(p.add_argument_group("model"), ModelConfig, flags={"cell": "--model"})
+    add_config_args(p.add_argument_group("model"), ModelConfig)  # the cell's flag, --model, is its metadata
     add_config_args(p.add_argument_group("training"), TrainConfig)
 
 

@@ -25,7 +25,7 @@ def world(tiny_tree, tiny_store, tmp_path_factory) -> dict:
     quiet = ["--no-progress"]
     runs = root / "runs"
     assert main(["train", "--store", str(tiny_store), "--out", str(runs), *TRAIN]) == 0
-    run = next(p for p in runs.iterdir() if p.is_dir())
+    run = next(p for p in runs.iterdir() if (p / "config.json").is_file())
     model = root / "model.onnx"
     assert main(["export", str(run), "--out", str(model), "--calibrate-minutes", "0"]) == 0
     other = root / "other"  # a store of other labels

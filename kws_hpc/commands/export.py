@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kws_hpc.configfile import add_config_file
 from kws_hpc.evaluate.calibrate import CALIBRATION_MINUTES, FA_BUDGET, NEGATIVE_MINUTES
 from kws_hpc.evaluate.detector import DetectorConfig
 from kws_hpc.options import add_config_args, add_job_args, config_from_args, job_options
@@ -40,6 +41,7 @@ def register(sub) -> None:
                         "on the keyword stream)")
     add_config_args(p, DetectorConfig, include=DETECTOR_FLAGS, flags=DETECTOR_FLAGS)
     add_job_args(p, log_dir_help="RUNS/jobs with --best, else jobs/ beside OUT")
+    add_config_file(p, "export")
     p.set_defaults(func=run)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kws_hpc.configfile import add_config_file
 from kws_hpc.evaluate.detector import DetectorConfig
 from kws_hpc.evaluate.scoring import TOLERANCE_S
 from kws_hpc.options import add_config_args, config_values
@@ -37,6 +38,7 @@ def register(sub) -> None:
     p.add_argument("--json", metavar="FILE", default=None, help="write detections, scores and costs as JSON")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default: 1)")
     p.add_argument("--quiet", action="store_true", help="do not print each detection")
+    add_config_file(p, "live")
     p.set_defaults(func=run)
 
 

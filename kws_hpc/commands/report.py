@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kws_hpc.configfile import add_config_file
 from kws_hpc.options import add_job_args, job_options
 from kws_hpc.report.det import DET_MINUTES
 
@@ -22,6 +23,7 @@ def register(sub) -> None:
                    help="test streams the best GRU and LSTM are put through the live detector on: minutes "
                         "with keywords and without (default: 10 30; 0 0 = no DET section)")
     add_job_args(p, log_dir_help="RUNS/jobs")
+    add_config_file(p, "report")
     p.set_defaults(func=run)
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from kws_hpc.config import TrainConfig
+from kws_hpc.configfile import add_config_file
 from kws_hpc.defaults import describe
 from kws_hpc.errors import KwsError
 from kws_hpc.options import add_job_args, job_options
@@ -26,7 +27,9 @@ def register(sub) -> None:
                                  "model family until it holds N finished (complete + pruned) trials. Each "
                                  "trial is one `kws-hpc train` run in OUT/<run signature>/. Re-running "
                                  "continues the study.")
-    r.add_argument("--store", required=True, help="feature store folder (printed by kws-hpc features)")
+    r.add_argument("--store", default=None,
+                   help="feature store folder (printed by kws-hpc features; default with --config: the store of "
+                        "the file's [features] table)")
     r.add_argument("--model", nargs="+", choices=["gru", "lstm"], required=True,
                    help="model family; several (gru lstm) sweep each with the same budget")
     r.add_argument("--trials", type=int, default=20, help="finished trials per study (default: 20)")
@@ -48,6 +51,7 @@ def register(sub) -> None:
                    help="a running trial without heartbeat this long is failed and retried (default: 120)")
     _storage_options(r)
     add_job_args(r, default="local")
+    add_config_file(r, "sweep")
     r.set_defaults(func=cmd_run)
 
     w = s.add_parser("worker", help="run one worker of an existing study in this process",
@@ -119,9 +123,11 @@ def cmd_run(args) -> int:
     from kws_hpc.launch.storage import open_storage, storage_url
     from kws_hpc.sweep.summary import studies_table
 
+    from kws_hpc.commands.train import store_arg
+
     job = job_options(args, args.out, "kws-sweep")
     check_job(job)
-    specs = sweep_specs(args.store, args.model, load_space(args.space, args.epochs), args.out, trials=args.trials,
+    specs = sweep_specs(store_arg(args), args.model, load_space(args.space, args.epochs), args.out, trials=args.trials,
                         workers=args.workers, seed=args.seed, device=args.device, heartbeat=args.heartbeat,
                         grace=args.grace, study=args.study,
                         threads=worker_threads(args.threads, job.executor, args.workers * len(args.model)),

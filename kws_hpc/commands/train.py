@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 
 from kws_hpc.config import ModelConfig, RunConfig, TrainConfig
+from kws_hpc.configfile import add_config_file
 from kws_hpc.options import add_job_args, add_run_options, config_from_args, job_options
 
 
@@ -14,7 +15,9 @@ def register(sub) -> None:
                        description="Train into OUT/<run signature>/ (config.json, history.json, best.pt, "
                                    "last.pt, result.json, predictions.npz). The same options again resume an "
                                    "unfinished run or report a finished one. Prints the run folder last.")
-    p.add_argument("--store", required=True, help="feature store folder (printed by kws-hpc features)")
+    p.add_argument("--store", default=None,
+                   help="feature store folder (printed by kws-hpc features; default with --config: the store of "
+                        "the file's [features] table)")
     add_run_options(p)
     p.add_argument("--out", default="runs", help="folder that holds runs (default: runs)")
     p.add_argument("--resume", action="store_true", help="insist on resuming an existing run (error if none)")
@@ -27,6 +30,7 @@ def register(sub) -> None:
                         "tensorboard package is installed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar over batches")
     add_job_args(p)
+    add_config_file(p, "train")
     p.set_defaults(func=run)
 
 
@@ -44,6 +48,7 @@ def run(args) -> int:
 
     job = job_options(args, args.out, "kws-train")
     check_job(job)
+    args.store = store_arg(args)
     cfg = run_config(args)
     cfg = dataclasses.replace(cfg, store=str(Path(cfg.store).expanduser().resolve()))  # the job may run elsewhere
     board = "train" if want_tensorboard(args.tensorboard) else None
@@ -53,6 +58,20 @@ def run(args) -> int:
         return 0
     print(folder)
     return 0
+
+
+def store_arg(args) -> str:
+    """--store, else the store of the --config file's [features] table."""
+    from kws_hpc.errors import KwsError
+
+    if args.store:
+        return args.store
+    if not args.config:
+        raise KwsError("--store is required (a folder printed by kws-hpc features), or --config FILE with a "
+                       "[features] table")
+    from kws_hpc.commands.features import store_of
+
+    return store_of(args.config)
 
 
 def train_job(cfg: RunConfig, out: str, threads, tensorboard, resume: bool, progress: bool):

@@ -26,9 +26,9 @@ from kws_hpc.features.noise import read_noise, say_noise
 from kws_hpc.features.padding import clip_rng, noise_windows, pad_clip
 from kws_hpc.features.slots import close_slots, open_slots, worker_slots
 from kws_hpc.data.source import BadClip, FolderSource, Source, decode_wav, fix_length, open_source, probe
-from kws_hpc.features.store import (MANIFEST, PARTIAL, SUMMARY, SplitWriter, check_split, chunk_sums, is_complete,
-                                    log_summary, problems, split_attrs, split_file, summarize)
-from kws_hpc.io import lock, remove_stale, write_json
+from kws_hpc.features.store import (MANIFEST, PARTIAL, RECIPE, SUMMARY, SplitWriter, check_split, chunk_sums,
+                                    is_complete, log_summary, problems, split_attrs, split_file, summarize)
+from kws_hpc.io import lock, remove_stale, write_json, write_text
 from kws_hpc.progress import bar as progress_bar
 
 CHUNK = 64  # clips per worker task: enough to batch, small enough that the last tasks of a split balance
@@ -115,8 +115,9 @@ def _map(pool, fn, items, chunksize=1):
 
 def build_store(data: str | Path, data_cfg: DataConfig = DataConfig(), feat_cfg: FeatureConfig = FeatureConfig(),
                 out: str | Path = "features", workers: Optional[int] = None, progress: bool = True,
-                log: Callable[[str], None] = print) -> Path:
-    """Build (or find, or complete) the feature store for `data`; returns its folder."""
+                log: Callable[[str], None] = print, recipe: Optional[str] = None) -> Path:
+    """Build (or find, or complete) the feature store for `data`; returns its folder. `recipe`: the
+    `[features]` config table that asked for it, kept in the store as config.toml."""
     t0 = time.perf_counter()
     data_cfg = data_cfg.check().resolved()
     feat_cfg.check()
@@ -141,7 +142,18 @@ def build_store(data: str | Path, data_cfg: DataConfig = DataConfig(), feat_cfg:
                 log(f"{name} {why}: rebuilding it")
                 (store / name).unlink(missing_ok=True)
             (store / SUMMARY).unlink(missing_ok=True)
+        if recipe is not None:
+            store.mkdir(parents=True, exist_ok=True)
+            write_text(store / RECIPE, recipe)
         return _build(source, data, data_cfg, feat_cfg, store, sig, fingerprint, workers, progress, log, t0)
+
+
+def find_store(data: str | Path, data_cfg: DataConfig = DataConfig(), feat_cfg: FeatureConfig = FeatureConfig(),
+               out: str | Path = "features") -> Optional[Path]:
+    """The complete store `build_store` would make of `data` with these configs, or None if not built."""
+    source = open_source(data)
+    store = Path(out).expanduser() / signature(feat_cfg, data_cfg.check().resolved(), source.fingerprint())
+    return store if is_complete(store) else None
 
 
 def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint: str, workers, progress,

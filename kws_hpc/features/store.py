@@ -1,6 +1,7 @@
 """The HDF5 feature store: written once per signature, read whole into memory by training.
 
-Layout of `OUT/<signature>/`: `train.h5`, `val.h5`, `test.h5`, `clips.tsv`, `summary.json`. Each .h5
+Layout of `OUT/<signature>/`: `train.h5`, `val.h5`, `test.h5`, `clips.tsv`, `summary.json` (and
+`config.toml`, the `[features]` table of the command that built it). Each .h5
 holds `features` [N, frames, n_mels], `labels` [N], `speaker` and `path` strings [N], `augmented` [N]
 (0 = original, k = k-th augmented copy); train.h5 also `noise` [M, frames, n_mels], 1-s windows of the
 training stretch of the background noise (the trainer's augmentation; absent without noise files), and
@@ -26,6 +27,7 @@ from kws_hpc.io import read_json, temp_name
 
 FORMAT_VERSION = 1
 SUMMARY = "summary.json"  # written last: its presence marks the store complete
+RECIPE = "config.toml"  # the [features] table of the command that built it (kws-hpc features --config reads it)
 MANIFEST = "clips.tsv"  # one row per file seen (kws_hpc.data.split writes and reads the rows)
 PARTIAL = ".partial"  # suffix of a split file being written (a killed job leaves one; the next run removes it)
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from kws_hpc.train.augment import add_background, backgrounds_warning, noise_pool, stream_windows, warp
 from kws_hpc.config import SILENCE, UNKNOWN, RunConfig, TrainConfig, check_config, to_dict
+from kws_hpc.configfile import run_recipe
 from kws_hpc.errors import KwsError
 from kws_hpc.progress import bar as progress_bar
 from kws_hpc.train.evaluate import inference_ms, load_checkpoint, metrics, predict
@@ -258,6 +259,7 @@ def _train(cfg: RunConfig, info: StoreInfo, run: RunDir, on_epoch, log, progress
         log(f"resuming run {sig} after epoch {trainer.progress.epoch} ({torch.get_num_threads()} CPU thread(s))")
     else:
         run.write_config({**_config_json(cfg, info, sig), "backgrounds": backgrounds})
+        run.write_recipe(run_recipe(cfg, run.path.parent.resolve()))
         cast = " (bfloat16 autocast)" if trainer.bf16 else ""
         log(f"run {sig}: {cfg.model.cell} on {device}{cast}, {count_params(trainer.model):,} parameters, "
             f"{len(data['train'][1])} training clips, {torch.get_num_threads()} CPU thread(s)")

@@ -1,6 +1,6 @@
 """The run folder: the one owner of `runs/<run signature>/` and every file in it (docs/formats.md).
 
-`RunDir` names the files (config.json, history.json, metrics.csv, best.pt, last.pt, result.json,
+`RunDir` names the files (config.json, config.toml, history.json, metrics.csv, best.pt, last.pt, result.json,
 predictions.npz, and the run's TensorBoard folder beside it),
 reads and writes them atomically, and says what state the run is in; `find_runs` lists the run folders
 under a folder, and `best_run` picks the finished run with the best validation accuracy (never test).
@@ -33,6 +33,11 @@ class RunDir:
     @property
     def history(self) -> Path:
         return self.path / "history.json"
+
+    @property
+    def recipe(self) -> Path:
+        """config.toml: the `[train]` config table that trains this run (`kws-hpc train --config`)."""
+        return self.path / "config.toml"
 
     @property
     def metrics(self) -> Path:
@@ -124,6 +129,9 @@ class RunDir:
     # --- writing ------------------------------------------------------------------------------
     def write_config(self, config: dict) -> None:
         io.write_json(self.config, config)
+
+    def write_recipe(self, text: str) -> None:
+        io.write_text(self.recipe, text)
 
     def write_history(self, history: list) -> None:
         io.write_json(self.history, history)
