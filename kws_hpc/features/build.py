@@ -142,10 +142,7 @@ def build_store(data: str | Path, data_cfg: DataConfig = DataConfig(), feat_cfg:
                 log(f"{name} {why}: rebuilding it")
                 (store / name).unlink(missing_ok=True)
             (store / SUMMARY).unlink(missing_ok=True)
-        if recipe is not None:
-            store.mkdir(parents=True, exist_ok=True)
-            write_text(store / RECIPE, recipe)
-        return _build(source, data, data_cfg, feat_cfg, store, sig, fingerprint, workers, progress, log, t0)
+        return _build(source, data, data_cfg, feat_cfg, store, sig, fingerprint, workers, progress, log, t0, recipe)
 
 
 def find_store(data: str | Path, data_cfg: DataConfig = DataConfig(), feat_cfg: FeatureConfig = FeatureConfig(),
@@ -157,7 +154,7 @@ def find_store(data: str | Path, data_cfg: DataConfig = DataConfig(), feat_cfg: 
 
 
 def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint: str, workers, progress,
-           log, t0: float) -> Path:
+           log, t0: float, recipe: Optional[str] = None) -> Path:
     """The feature job proper, with the store's lock held."""
     from kws_hpc.runtime import available_cpus
 
@@ -205,7 +202,9 @@ def _build(source, data, data_cfg, feat_cfg, store: Path, sig: str, fingerprint:
     summary = summarize(clips, labels, sig, fingerprint, data, feat_cfg, data_cfg, time.perf_counter() - t0,
                         noise={"files": sorted(noise), "unreadable": [{"path": p, "reason": why}
                                                                        for p, why in sorted(unreadable.items())]})
-    write_json(store / SUMMARY, summary)
+    if recipe is not None:
+        write_text(store / RECIPE, recipe)
+    write_json(store / SUMMARY, summary)  # last: the store is complete
     log_summary(summary, log)
     return store
 

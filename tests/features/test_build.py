@@ -233,7 +233,8 @@ def test_cli_synth_then_features_builds_a_speaker_disjoint_store(tmp_path, capsy
     args = ["features", "--data", str(corpus), "--vocab", "yes,no,up", "--out", str(out), "--no-progress"]
     assert main(args) == 0
     store = Path(capsys.readouterr().out.strip().splitlines()[-1])
-    assert sorted(p.name for p in store.iterdir()) == ["clips.tsv", "summary.json", "test.h5", "train.h5", "val.h5"]
+    assert sorted(p.name for p in store.iterdir()) == ["clips.tsv", "config.toml", "summary.json", "test.h5",
+                                                       "train.h5", "val.h5"]
     splits = {s: set(load_split(store, s).speakers) for s in ("train", "val", "test")}
     assert sum(len(v) for v in splits.values()) == len(set().union(*splits.values())) == 30
     assert main(args) == 0

@@ -155,7 +155,8 @@ def test_same_signature_again_is_done(gru_run, tiny_store):
 
 def test_run_folder_files(gru_run):
     assert sorted(p.name for p in gru_run.iterdir()) == sorted(
-        ["config.json", "history.json", "metrics.csv", "best.pt", "last.pt", "result.json", "predictions.npz"])
+        ["config.json", "config.toml", "history.json", "metrics.csv", "best.pt", "last.pt", "result.json",
+         "predictions.npz"])
     history = json.loads((gru_run / "history.json").read_text())
     rows = list(csv.DictReader((gru_run / "metrics.csv").open()))
     assert [(int(r["epoch"]), float(r["val_acc"])) for r in rows] == [(h["epoch"], h["val_acc"]) for h in history]
