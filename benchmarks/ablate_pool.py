@@ -35,7 +35,8 @@ def main() -> None:
             if key not in seen:
                 seen.add(key)
                 rows.setdefault(r["variant"], {})[(r["store"], r["seed"])] = r
-    print("| variant | runs | validation % | test % | paired validation diff (lower) | paired test diff | train s, ratio |")
+    print("| variant | runs | validation % | test % | paired validation diff (lower) | paired test diff "
+          "| train s, ratio |")
     print("|---|---|---|---|---|---|---|")
     for v, runs in rows.items():
         lstm = any("--model lstm" in r["flags"] for r in runs.values())

@@ -89,6 +89,7 @@ def one_run(args, store: Path, family: str, seed: int) -> dict:
     result = json.loads((run / "result.json").read_text())
     cal = model.meta.get("detector", {}).get("calibration") or model.meta.get("calibration") or {}
     row = {"name": args.name, "family": family, "seed": seed, "run": run.name, "store": store.name,
+           "model": str(onnx),
            "clip_test": result["test_accuracy"], "val_acc": result["best_val_acc"],
            "threshold": model.detector.threshold, "cal_miss": cal.get("miss_rate"), "cal_fa": cal.get("fa_per_hour"),
            "val": det_figures(model, "val", store, VAL_SEED, *args.val_minutes),

@@ -94,3 +94,11 @@ def test_live(tiny_tree, tmp_path):
     row = json.loads((tmp_path / "live" / "results.jsonl").read_text().splitlines()[-1])
     assert row["family"] == "gru" and 0 <= row["test"]["found"] <= 1 and row["test"]["keywords"] > 0
     assert "| defaults | gru | 1 |" in out
+
+
+def test_all(tmp_path):
+    out = run("all.py", "--out", tmp_path / "all", "--tiny", "--only", "features", "real")
+    assert "| feature job vs a per-clip loop" in out and "| real speech, 4 words" in out
+    assert json.loads((tmp_path / "all" / "real.json").read_text())["seeds"] == 1
+    again = run("all.py", "--out", tmp_path / "all", "--tiny", "--only", "features")  # kept figures: not run again
+    assert "features:" not in again and "| feature job" in again
