@@ -4,8 +4,9 @@ Usage:
     python jobmb.py DATA [--rounds 6] [--sizes 8 16] [--workers 2 1] [--vocab seed12] [--scratch jobmb_scratch]
 
 Builds the store of DATA (`--vocab`, seed12 by default) from scratch (a fresh folder each time, imports
-loaded before the clock, no progress bars) once per (round, workers, batch size), with `kws_hpc.features.logmel.MEL_BATCH` set before the
-workers fork; the order of the batch sizes alternates from round to round. Prints each round's wall seconds,
+loaded before the clock, no progress bars) once per (round, workers, batch size), with
+`kws_hpc.features.logmel.MEL_BATCH` set before the workers fork; the order of the batch sizes alternates from
+round to round. Prints each round's wall seconds,
 then per worker count the medians per batch size, the per-round ratios against the first size, and the
 1 -> 2 worker ratio of the medians. The values of the store do not depend on the batch size (the log-mel of a
 batch equals the log-mel of each of its clips); only the time is compared.
