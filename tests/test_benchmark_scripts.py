@@ -102,3 +102,15 @@ def test_all(tmp_path):
     assert json.loads((tmp_path / "all" / "real.json").read_text())["seeds"] == 1
     again = run("all.py", "--out", tmp_path / "all", "--tiny", "--only", "features")  # kept figures: not run again
     assert "features:" not in again and "| feature job" in again
+
+
+def test_live_folds(tmp_path):
+    src = make_tree(tmp_path / "src", words=["yes", "no", "up", "down", "left", "right"], speakers=12)
+    test = [f"{w}/{p.name}" for w in ("yes", "no", "up", "down", "left") for p in sorted((src / w).iterdir())[:2]]
+    (src / "testing_list.txt").write_text("\n".join(test) + "\n")
+    out = run("live_folds.py", "--out", tmp_path / "lf", "--name", "tiny", "--data", src, "--folds", 2,
+              "--train-args=--epochs 1", "--minutes", 0.3, 0.3)
+    row = json.loads((tmp_path / "lf" / "results.jsonl").read_text())
+    assert row["folds"] == 2 and row["keywords"] > 0 and "| tiny | gru | 2 |" in out
+    fold0 = tmp_path / "lf" / next(p.name for p in (tmp_path / "lf").glob("folds-*")) / "fold0"
+    assert not set((fold0 / "validation_list.txt").read_text().split()) & set(test)
